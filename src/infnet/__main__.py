@@ -1,0 +1,3 @@
+from infnet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Datasets: the COVID-SemiSeg layout, a generic images+masks layout, edges, and the training Dataset."""
