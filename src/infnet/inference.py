@@ -1,0 +1,155 @@
+"""Prediction API: NumPy in, NumPy out. ``Segmenter`` wraps a trained model for slices and volumes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from infnet.data.dataset import to_tensor_image
+from infnet.errors import InfnetError
+from infnet.io.images import is_image_file, list_images, read_gray, write_png
+
+
+class Segmenter:
+    """A trained infection model ready for inference on 8-bit CT slices (training appearance).
+
+    ``predict_proba`` takes uint8 slices (N,H,W) of any size and returns float32 (N,C,H,W) probabilities at
+    the same size; ``predict`` returns a uint8 {0,1} mask of the input's shape.
+    """
+
+    def __init__(
+        self, model: nn.Module, name: str = "model", input_size: int = 352, device=None, batch_size: int = 8
+    ):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.name = name
+        self.input_size = int(input_size)
+        self.batch_size = batch_size
+        self.mean, self.std = tuple(model.mean), tuple(model.std)
+        self.classes: tuple[str, ...] = ("infection",)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path | None = None, device=None, **kw) -> Segmenter:
+        """A bundled model by name (default: the bundled default) or an infnet safetensors checkpoint path."""
+        from infnet.models import weights
+        from infnet.models.registry import list_models, load_checkpoint
+
+        if name_or_path is None:
+            if weights.DEFAULT_MODEL not in weights.list_bundled():
+                raise InfnetError(f"bundled default model '{weights.DEFAULT_MODEL}' is not installed")
+            name_or_path = weights.DEFAULT_MODEL
+        name = str(name_or_path)
+        if name in weights.list_bundled():
+            model = weights.load_bundled(name)
+            return cls(
+                model, name=name, input_size=model.bundled_entry.get("input_size", 352), device=device, **kw
+            )
+        path = Path(name)
+        if path.suffix == ".safetensors" or path.exists():
+            if not path.is_file():
+                raise InfnetError(f"{path}: model file not found")
+            model = load_checkpoint(path)
+            size = model.checkpoint_meta.get("input_size", 352)
+            return cls(model, name=path.stem, input_size=size, device=device, **kw)
+        if name in list_models():
+            raise InfnetError(
+                f"'{name}' is an architecture without trained weights; give a checkpoint path "
+                f"or a bundled model ({', '.join(weights.list_bundled()) or 'none installed'})"
+            )
+        choices = ", ".join(weights.list_bundled())
+        raise InfnetError(f"unknown model '{name}': not a bundled model ({choices}) nor an existing file")
+
+    @torch.inference_mode()
+    def predict_proba(self, slices: np.ndarray | Iterable[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """Probabilities for uint8 slices: (N,H,W) -> float32 (N,C,H,W); a list of (H,W) -> list of (C,H,W)."""
+        if isinstance(slices, np.ndarray):
+            if slices.ndim != 3:
+                raise ValueError(f"expected (N,H,W) slices, got shape {slices.shape}")
+            out = np.empty((len(slices), len(self.classes), *slices.shape[1:]), dtype=np.float32)
+            for i in range(0, len(slices), self.batch_size):
+                chunk = slices[i : i + self.batch_size]
+                out[i : i + len(chunk)] = self._forward([s for s in chunk], chunk.shape[1:])
+            return out
+        items = list(slices)
+        return [self._forward([s], s.shape)[0] for s in items]
+
+    def _forward(self, slices: list[np.ndarray], size) -> np.ndarray:
+        for s in slices:
+            if s.dtype != np.uint8:
+                raise ValueError(f"expected uint8 slices (8-bit CT in training appearance), got {s.dtype}")
+        batch = torch.stack([to_tensor_image(s, self.input_size, self.mean, self.std) for s in slices])
+        logits = self.model(batch.to(self.device))["out"].float()
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        return torch.sigmoid(logits).cpu().numpy()
+
+    def predict(self, image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """uint8 {0,1} infection mask of the same shape as a uint8 slice (H,W) or stack (N,H,W)."""
+        arr = np.asarray(image)
+        if arr.ndim == 2:
+            return (self.predict_proba(arr[None])[0, 0] >= threshold).astype(np.uint8)
+        if arr.ndim == 3 and arr.dtype == np.uint8:
+            return (self.predict_proba(arr)[:, 0] >= threshold).astype(np.uint8)
+        if arr.ndim == 3:
+            from infnet.scan.pipeline import segment_array
+
+            return segment_array(self, arr).infection_mask
+        raise ValueError(f"expected a 2D slice or a 3D stack, got shape {arr.shape}")
+
+    def segment_file(self, path: str | Path, **options):
+        """Segment a scan or slice file (PNG/JPG, NIfTI, MHA/NRRD, DICOM folder); see :mod:`infnet.scan`."""
+        from infnet.scan.pipeline import segment_file
+
+        return segment_file(self, path, **options)
+
+
+def predict_folder(
+    segmenter: Segmenter,
+    input_path: str | Path,
+    output_dir: str | Path,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[Path]:
+    """Write one probability PNG (0-255, input size, named by input stem) per input slice; returns the paths."""
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    if input_path.is_file():
+        if not is_image_file(input_path):
+            raise InfnetError(f"{input_path}: not a PNG/JPG slice")
+        files = [input_path]
+        src_dir = input_path.parent
+    else:
+        files = list_images(input_path)
+        src_dir = input_path
+        if not files:
+            raise InfnetError(f"{input_path}: no PNG/JPG slices found")
+    if output_dir.resolve() == src_dir.resolve():
+        raise InfnetError(f"{output_dir}: output folder is the input folder; choose another")
+    written = []
+    it = files
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(files, desc="predict", leave=False)
+    images = {}
+    for f in it:
+        images[f] = read_gray(f)
+        if len(images) == batch_size or f == files[-1]:
+            probs = segmenter.predict_proba(list(images.values()))
+            for (path, _), prob in zip(images.items(), probs, strict=True):
+                written += _write_probs(segmenter, prob, output_dir, path.stem)
+            images = {}
+    return written
+
+
+def _write_probs(segmenter: Segmenter, prob: np.ndarray, output_dir: Path, stem: str) -> list[Path]:
+    paths = []
+    for c, cls in enumerate(segmenter.classes):
+        folder = output_dir if len(segmenter.classes) == 1 else output_dir / cls
+        path = folder / f"{stem}.png"
+        write_png(path, np.clip(prob[c] * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        paths.append(path)
+    return paths

@@ -1,0 +1,84 @@
+"""Tables of architectures and bundled models (used by `infnet models` and the README model table)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from infnet.models import weights
+from infnet.models.registry import create_model, list_models
+
+PAPER_KEYS = ("meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE")
+
+
+@cache
+def _param_count(name: str) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = create_model(name)
+    return sum(p.numel() for p in model.parameters())
+
+
+def architecture_rows(include_ablations: bool = False) -> list[dict]:
+    from infnet.models.registry import ENCODER_ALIASES
+
+    rows = []
+    for name in list_models(include_ablations=include_ablations):
+        parts = name.split("-")  # infnet-<encoder alias>[-noN]
+        rows.append(
+            dict(
+                name=name,
+                encoder=ENCODER_ALIASES[parts[1]],
+                params_m=_param_count(name) / 1e6,
+                input_size=352,
+                variant=parts[2] if len(parts) == 3 else "no5",
+            )
+        )
+    return rows
+
+
+def bundled_table(markdown: bool = True) -> str:
+    """One row per bundled model: name, encoder, input, test metrics (paper and standard protocols)."""
+    names = weights.list_bundled()
+    if not names:
+        return "(no bundled models installed)"
+    header = [
+        "name",
+        "arch",
+        "input",
+        "paper meanDic",
+        "Sm",
+        "meanEm",
+        "MAE",
+        "std Dice@0.5",
+        "size (MB)",
+        "licence",
+    ]
+    rows = []
+    for name in names:
+        e = weights.bundled_entry(name)
+        paper = e.get("metrics", {}).get("paper", {})
+        std = e.get("metrics", {}).get("standard", {})
+        rows.append(
+            [
+                name,
+                e["arch"],
+                str(e.get("input_size", "")),
+                *(_fmt(paper.get(k)) for k in ("meanDic", "Sm", "meanEm", "MAE")),
+                _fmt(std.get("dice")),
+                f"{e.get('size_bytes', 0) / 1e6:.1f}",
+                e.get("licence", ""),
+            ]
+        )
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header)] + [fmt.format(*r) for r in rows])
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"

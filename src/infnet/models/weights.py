@@ -1,0 +1,65 @@
+"""Bundled trained weights: safetensors files in ``infnet/weights`` plus a JSON registry entry each."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from torch import nn
+
+from infnet.errors import InfnetError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
+DEFAULT_MODEL = "infnet-effl2-semiseg"
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, dict]:
+    if not REGISTRY_FILE.is_file():
+        return {}
+    entries = json.loads(REGISTRY_FILE.read_text())
+    return {e["name"]: e for e in entries}
+
+
+def list_bundled() -> list[str]:
+    """Names of the trained models shipped inside the package."""
+    return sorted(_registry())
+
+
+def bundled_entry(name: str) -> dict:
+    """The registry entry (name, arch, file, sha256, input size, normalisation, data, licence, metrics)."""
+    reg = _registry()
+    if name not in reg:
+        raise InfnetError(
+            f"unknown bundled model '{name}'; choose from: {', '.join(sorted(reg)) or '(none)'}"
+        )
+    return reg[name]
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_bundled(name: str) -> nn.Module:
+    """Load a bundled model after checking the file's sha256 against the registry."""
+    from infnet.models.registry import load_checkpoint
+
+    entry = bundled_entry(name)
+    path = WEIGHTS_DIR / entry["file"]
+    if not path.is_file():
+        raise InfnetError(f"{path}: bundled weights file missing (reinstall infnet)")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise InfnetError(
+            f"{path}: sha256 {digest[:12]}... does not match the registry ({entry['sha256'][:12]}...)"
+        )
+    model = load_checkpoint(path, expect_arch=entry["arch"])
+    model.bundled_entry = entry
+    return model

@@ -1,0 +1,314 @@
+"""Lung masks without learned weights: a classical HU-threshold method for volumes, an intensity one for 2D.
+
+Volume method (on the training-oriented view, see :func:`infnet.scan.preprocess.axial_view`):
+
+1. work at about 1.5 mm in-plane (block mean), which bounds memory and time for 1000-slice scans;
+2. air = HU < -400, opened slightly; per slice, air regions touching the image border are outside the body
+   (and the gap above the table) unless their median HU is above -950, which lung parenchyma is but room air
+   (about -1000) is not: that keeps lungs cut by a small field of view;
+3. 3D connected components: drop pure-air ones (median below -910 HU: bowel and stomach gas), keep at most
+   the two largest, each at least 20 mL (less for scans under 5 cm long) and 15% of the largest
+   (drops bowel and stomach gas); small, very dark round regions near the midline are the trachea and go;
+4. split right/left: two 3D components, separated by in-plane erosion when they touch (see :func:`split_sides`);
+5. per lung and slice: closing (6 mm) and hole filling to take in vessels, airway walls and small dense lesions;
+6. back to full resolution by bilinear upsampling of each lung's mask.
+
+Labels: 0 background, 1 right lung, 2 left lung (the ``lungmask`` package convention). Large peripheral
+consolidations can fall outside such a threshold mask; the pipeline adds predicted infection next to the lung.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+from infnet.errors import InfnetError
+
+AIR_HU = -400.0
+OUTSIDE_AIR_MEDIAN_HU = -950.0
+MIN_LUNG_ML = 20.0
+GAS_MEDIAN_HU = -910.0
+CLOSING_MM = 6.0
+RIGHT, LEFT = 1, 2
+
+
+def disk(radius: int) -> np.ndarray:
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    return x * x + y * y <= radius * radius
+
+
+def _close_fill(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing that does not erode at the border (pad first), then hole filling."""
+    if radius > 0 and mask.any():
+        padded = np.pad(mask, radius)
+        mask = ndi.binary_closing(padded, disk(radius))[radius:-radius, radius:-radius]
+    return ndi.binary_fill_holes(mask)
+
+
+def _downsample(block: np.ndarray, f: int) -> np.ndarray:
+    """Block mean of (n, R, C) by f in-plane (edge-padded to a multiple of f)."""
+    if f == 1:
+        return np.asarray(block, dtype=np.float32)
+    n, r, c = block.shape
+    pr, pc = (-r) % f, (-c) % f
+    arr = np.asarray(block, dtype=np.float32)
+    if pr or pc:
+        arr = np.pad(arr, ((0, 0), (0, pr), (0, pc)), mode="edge")
+    return arr.reshape(n, (r + pr) // f, f, (c + pc) // f, f).mean(axis=(2, 4))
+
+
+def _inside_air(hu: np.ndarray) -> np.ndarray:
+    """Air in one slice that is not outside the body (see module doc, step 2)."""
+    air = ndi.binary_opening(hu < AIR_HU, disk(1))
+    lab, n = ndi.label(air)
+    if n == 0:
+        return air
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    border = border[border > 0]
+    if border.size:
+        medians = ndi.median(hu, lab, border)
+        outside = border[np.asarray(medians) < OUTSIDE_AIR_MEDIAN_HU]
+        air &= ~np.isin(lab, outside)
+    return air
+
+
+def split_rows(mask: np.ndarray, midline: float) -> np.ndarray:
+    """Label one slice's lung pixels right (1) / left (2); rows run from the patient's right to left."""
+    out = np.zeros(mask.shape, np.uint8)
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return out
+    rows = np.arange(mask.shape[0])[:, None]
+    band = max(2, int(0.15 * mask.shape[0]))
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        r = rows[sl[0]]
+        below = (comp & (r < midline)).sum()
+        above = comp.sum() - below
+        if min(below, above) > 0.15 * comp.sum():  # the two lungs touch: cut at the thinnest row
+            lo, hi = max(sl[0].start, int(midline) - band), min(sl[0].stop, int(midline) + band)
+            counts = comp.sum(axis=1)[lo - sl[0].start : hi - sl[0].start]
+            cut = lo + int(np.argmin(counts)) if counts.size else int(midline)
+            out[sl][comp & (r < cut)] = RIGHT
+            out[sl][comp & (r >= cut)] = LEFT
+        else:
+            out[sl][comp] = RIGHT if below >= above else LEFT
+    return out
+
+
+def classical_lung_mask(
+    view: np.ndarray, spacing: tuple[float, float, float], out: np.ndarray,
+    to_hu: Callable[[np.ndarray], np.ndarray] | None = None, chunk: int = 32,
+) -> list[str]:  # fmt: skip
+    """Fill ``out`` (uint8, same shape as ``view``; usually a view on the output volume) with lung labels.
+
+    ``view``: (slice, row, col) in the training orientation (rows right->left); ``spacing`` (mm) per view axis;
+    ``to_hu`` converts stored values to HU (for 8-bit volumes). Returns notes for the report.
+    """
+    n_slices, n_rows, n_cols = view.shape
+    _, sr, sc = spacing
+    f = max(1, min(int(round(1.5 / min(sr, sc))), min(n_rows, n_cols) // 64, 4))
+    rr, rc = -(-n_rows // f), -(-n_cols // f)
+    small_hu = np.empty((n_slices, rr, rc), np.int16)
+    cand = np.zeros((n_slices, rr, rc), bool)
+    for z0 in range(0, n_slices, chunk):
+        block = view[z0 : z0 + chunk]
+        block = to_hu(block) if to_hu else block
+        small = _downsample(block, f)
+        small_hu[z0 : z0 + chunk] = np.clip(small, -32768, 32767).astype(np.int16)
+        for k in range(small.shape[0]):
+            cand[z0 + k] = _inside_air(small[k])
+    voxel_ml = sr * f * sc * f * spacing[0] / 1000.0
+    lab, n = ndi.label(cand)
+    del cand
+    notes: list[str] = []
+    if n == 0:
+        out[...] = 0
+        return ["no air-filled region inside the body: lung mask is empty"]
+    sizes = np.bincount(lab.ravel())[1:] * voxel_ml
+    # Pure-air regions (bowel and stomach gas, an isolated trachea) have a median near -1000 HU; lungs do not.
+    biggest = [int(i) + 1 for i in np.argsort(sizes)[::-1][:10]]
+    medians = ndi.median(small_hu, lab, biggest)
+    lung_like = [i for i, m in zip(biggest, np.atleast_1d(medians)) if m >= GAS_MEDIAN_HU]
+    # A few slices hold only a thin section of the lungs: scale the minimum with the scan length.
+    min_ml = MIN_LUNG_ML * min(1.0, n_slices * spacing[0] / 50.0)
+    first = sizes[lung_like[0] - 1] if lung_like else 0.0
+    keep = [i for i in lung_like[:2] if sizes[i - 1] >= min_ml and sizes[i - 1] >= 0.15 * first]
+    if not keep:
+        out[...] = 0
+        return [
+            f"no lung found (largest lung-like air region inside the body {first:.1f} mL < {min_ml:.3g} mL)"
+        ]
+    lungs = np.isin(lab, keep)
+    del lab
+    rows_any = np.flatnonzero(lungs.any(axis=(0, 2)))
+    midline = (rows_any[0] + rows_any[-1]) / 2.0
+    trachea_px = 600.0 / (sr * f * sc * f)  # 6 cm^2
+    with_lung = np.flatnonzero(lungs.any(axis=(1, 2)))
+    for z in with_lung:
+        lungs[z] = _drop_trachea(lungs[z], small_hu[z], midline, trachea_px)
+    del small_hu
+    side, notes = split_sides(lungs, (spacing[0], sr * f, sc * f), midline)
+    del lungs
+    radius = max(1, int(round(CLOSING_MM / (min(sr, sc) * f))))
+    for z in with_lung:
+        r_mask, l_mask = _close_fill(side[z] == RIGHT, radius), _close_fill(side[z] == LEFT, radius)
+        side[z] = np.where(r_mask, RIGHT, np.where(l_mask, LEFT, 0))
+    for z in range(n_slices):
+        out[z] = _upsample_labels(side[z], f, (n_rows, n_cols)) if side[z].any() else 0
+    return notes
+
+
+def _two_largest(mask: np.ndarray, min_ratio: float = 0.15) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two largest 3D components when the smaller is at least ``min_ratio`` of the larger."""
+    lab, n = ndi.label(mask)
+    if n < 2:
+        return None
+    sizes = np.bincount(lab.ravel())[1:]
+    a, b = np.argsort(sizes)[::-1][:2] + 1
+    if sizes[b - 1] < min_ratio * sizes[a - 1]:
+        return None
+    return lab == a, lab == b
+
+
+def nearest_label(mask: np.ndarray, ref: np.ndarray, sampling: tuple[float, float]) -> np.ndarray:
+    """Give each pixel of ``mask`` the label of the nearest labelled pixel of ``ref``."""
+    idx = ndi.distance_transform_edt(ref == 0, sampling=sampling, return_distances=False, return_indices=True)
+    return np.where(mask, ref[idx[0], idx[1]], 0).astype(np.uint8)
+
+
+def split_sides(
+    lungs: np.ndarray, spacing: tuple[float, float, float], midline: float, max_erode_mm: float = 12.0
+) -> tuple[np.ndarray, list[str]]:
+    """Right (1) / left (2) labels for a (slice, row, col) lung mask; rows run from the patient's right to left.
+
+    Seeds are the two lungs as separate 3D components, found by in-plane erosion (up to ``max_erode_mm``) when
+    they touch (junction lines, bronchi). Each slice's lung pixels take the label of the nearest seed; slices
+    without both seeds (apex, base) take it from the nearest labelled slice. Without two seeds the split is
+    per slice at the thinnest row near the midline.
+    """
+    seeds = _two_largest(lungs)
+    eroded = lungs
+    plane = np.zeros((3, 3, 3), bool)
+    plane[1] = ndi.generate_binary_structure(2, 1)
+    for _ in range(int(round(max_erode_mm / min(spacing[1], spacing[2])))):
+        if seeds is not None or not eroded.any():
+            break
+        eroded = ndi.binary_erosion(eroded, plane)
+        seeds = _two_largest(eroded)
+    del eroded
+    side = np.zeros(lungs.shape, np.uint8)
+    if seeds is None:
+        for z in np.flatnonzero(lungs.any(axis=(1, 2))):
+            side[z] = split_rows(lungs[z], midline)
+        return side, [
+            "right/left split per slice at the thinnest point near the midline (no two separate lungs)"
+        ]
+    rows = [np.nonzero(s)[1].mean() for s in seeds]
+    right, left = (seeds[0], seeds[1]) if rows[0] < rows[1] else (seeds[1], seeds[0])
+    seed = np.where(right, RIGHT, np.where(left, LEFT, 0)).astype(np.uint8)
+    del seeds, right, left
+    sampling = (spacing[1], spacing[2])
+    both = (seed == RIGHT).any(axis=(1, 2)) & (seed == LEFT).any(axis=(1, 2))
+    for z in np.flatnonzero(both):
+        side[z] = nearest_label(lungs[z], seed[z], sampling)
+    done = both.copy()
+    # Propagate to the remaining slices from the nearest labelled one, upwards then downwards.
+    for order in (range(lungs.shape[0]), range(lungs.shape[0] - 1, -1, -1)):
+        ref = None
+        for z in order:
+            if done[z]:
+                ref = side[z] if side[z].any() else ref
+            elif lungs[z].any() and ref is not None:
+                side[z] = nearest_label(lungs[z], ref, sampling)
+                done[z] = True
+                ref = side[z]
+    for z in np.flatnonzero(~done & lungs.any(axis=(1, 2))):
+        side[z] = split_rows(lungs[z], midline)
+    return side, []
+
+
+def _drop_trachea(mask: np.ndarray, hu: np.ndarray, midline: float, max_px: float) -> np.ndarray:
+    """Remove small, pure-air, central regions (trachea, main bronchi outside the lungs)."""
+    lab, n = ndi.label(mask)
+    mask = mask.copy()
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        area = comp.sum()
+        centre = sl[0].start + np.nonzero(comp)[0].mean()
+        if area < max_px and abs(centre - midline) < 0.12 * mask.shape[0] and hu[sl][comp].mean() < -900:
+            mask[sl][comp] = False
+    return mask
+
+
+def _upsample_labels(labels: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
+    if f == 1:
+        return labels[: shape[0], : shape[1]].astype(np.uint8)
+    h, w = labels.shape[0] * f, labels.shape[1] * f
+    out = np.zeros((h, w), np.uint8)
+    for value in (RIGHT, LEFT):
+        m = labels == value
+        if m.any():
+            up = Image.fromarray((m * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+            out[np.asarray(up) >= 128] = value
+    return out[: shape[0], : shape[1]]
+
+
+def intensity_lung_mask_2d(img: np.ndarray) -> np.ndarray:
+    """Lungs of a lung-cropped 8-bit slice (training orientation): dark regions by Otsu, closed and filled.
+
+    Meant for measurement on COVID-SemiSeg-like slices; dense consolidation is not dark and is added by the
+    pipeline from the prediction. Labels 1 right (upper rows) / 2 left.
+    """
+    img = np.asarray(img, dtype=np.uint8)
+    hist = np.bincount(img.ravel(), minlength=256).astype(float)
+    t = _otsu(hist)
+    t = min(max(t, 60), 170)
+    dark = ndi.binary_opening(img < t, disk(1))
+    lab, n = ndi.label(dark)
+    if n == 0:
+        return np.zeros(img.shape, np.uint8)
+    sizes = np.bincount(lab.ravel())[1:]
+    keep = np.flatnonzero(sizes >= 0.01 * img.size) + 1
+    mask = np.isin(lab, keep)
+    radius = max(2, int(round(0.015 * max(img.shape))))
+    side = split_rows(mask, img.shape[0] / 2.0)
+    r_mask, l_mask = _close_fill(side == RIGHT, radius), _close_fill(side == LEFT, radius)
+    return np.where(r_mask, RIGHT, np.where(l_mask, LEFT, 0)).astype(np.uint8)
+
+
+def _otsu(hist: np.ndarray) -> int:
+    p = hist / max(hist.sum(), 1.0)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * np.arange(256))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
+    return int(np.nanargmax(between))
+
+
+def lungmask_package_available() -> bool:
+    """True when the ``lungmask`` package is importable and its R231 weights are already downloaded."""
+    if importlib.util.find_spec("lungmask") is None:
+        return False
+    try:
+        import torch
+
+        checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    except Exception:  # noqa: BLE001 - any failure means "not usable offline"
+        return False
+    return any(checkpoints.glob("unet_r231*.pth"))
+
+
+def lungmask_package_mask(image) -> np.ndarray:
+    """Labels (z, y, x; 1 right, 2 left) from the ``lungmask`` package (U-net R231) for a SimpleITK image."""
+    if not lungmask_package_available():
+        raise InfnetError("--lung-mask lungmask needs the 'lungmask' package and its R231 weights downloaded")
+    from lungmask import LMInferer  # type: ignore[import-not-found]
+
+    labels = LMInferer(modelname="R231", force_cpu=True, tqdm_disable=True).apply(image)
+    return np.asarray(labels, dtype=np.uint8)

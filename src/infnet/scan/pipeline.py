@@ -1,0 +1,279 @@
+"""Segment one scan: read, lung mask, HU window and orientation, lung-box crops in batches, paste back, measure.
+
+The model is any *slice predictor* (:class:`SlicePredictor`): 8-bit slices in the training appearance in,
+per-class probabilities out. Volumes are processed a batch of slices at a time, so the only whole-volume
+arrays are the input (in its stored type) and the uint8 masks.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from infnet.errors import InfnetError
+from infnet.scan import lungmask as lm
+from infnet.scan.measure import measure_slices, measure_volume
+from infnet.scan.preprocess import (
+    CROP_MARGIN_MM,
+    WINDOW_LEVEL,
+    WINDOW_WIDTH,
+    axial_view,
+    labels_from_prob,
+    lung_box,
+    resize_prob,
+    resize_uint8,
+    resolve_intensity,
+    uint8_to_hu,
+    view_spacing,
+    window_to_uint8,
+)
+from infnet.scan.volume_io import SliceSet, Volume, read_scan
+
+MIN_LUNG_AREA_MM2 = 100.0  # slices with less lung than 1 cm^2 are not sent to the model
+LUNG_METHODS = ("auto", "classical", "lungmask", "intensity", "none")
+
+
+@runtime_checkable
+class SlicePredictor(Protocol):
+    """What the pipeline needs from a model (``infnet.inference.Segmenter`` provides it)."""
+
+    name: str
+    classes: tuple[str, ...]
+
+    def predict_proba(self, slices: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W) slices -> float32 (N, C, H, W) probabilities in [0, 1], C = len(classes)."""
+        ...
+
+
+@dataclass
+class SegmentationResult:
+    """Masks (in the input's layout) and measurements of one scan.
+
+    Volumes: ``mask``/``lungs`` are (z, y, x) uint8 arrays, ``probabilities`` (C, z, y, x) uint8 (p * 255).
+    2D inputs: lists with one (H, W) array (or (C, H, W)) per input slice.
+    Mask labels: 1 infection (binary models) or 1 + class index (multi-class); lungs: 1 right, 2 left.
+    """
+
+    source: Path
+    scan: Volume | SliceSet
+    model: str
+    classes: tuple[str, ...]
+    mask: np.ndarray | list[np.ndarray]
+    lungs: np.ndarray | list[np.ndarray]
+    probabilities: np.ndarray | list[np.ndarray] | None
+    measurements: dict
+    settings: dict
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_volume(self) -> bool:
+        return isinstance(self.scan, Volume)
+
+
+def segment_file(predictor: SlicePredictor, path: str | Path, **options) -> SegmentationResult:
+    """Read ``path`` (image, folder of slices, NIfTI/MHA/NRRD, DICOM file or series folder) and segment it.
+
+    Options: see :func:`segment_volume` and :func:`segment_slices` (``pixel_spacing`` and
+    ``slice_orientation`` apply to 2D inputs only).
+    """
+    t0 = time.perf_counter()
+    scan = read_scan(path)
+    read_s = time.perf_counter() - t0
+    if isinstance(scan, SliceSet):
+        if options.get("pixel_spacing"):
+            scan.pixel_spacing = float(options["pixel_spacing"])
+        opts = {k: v for k, v in options.items() if k not in ("intensity", "pixel_spacing")}
+        result = segment_slices(predictor, scan, **opts)
+    else:
+        opts = {k: v for k, v in options.items() if k not in ("slice_orientation", "pixel_spacing")}
+        result = segment_volume(predictor, scan, **opts)
+    result.timings = {"read": read_s, **result.timings}
+    return result
+
+
+def _check_predictor(predictor: SlicePredictor) -> tuple[str, ...]:
+    classes = tuple(getattr(predictor, "classes", ()) or ())
+    if not classes or not callable(getattr(predictor, "predict_proba", None)):
+        raise TypeError("predictor must have .classes and .predict_proba(slices)")
+    return classes
+
+
+def _predict(predictor: SlicePredictor, crops: list[np.ndarray], input_size: int | None, n_classes: int):
+    """Probabilities (C, h, w) per crop at the crop's own size; crops are resized to a common size to batch."""
+    if not crops:
+        return []
+    if input_size:
+        batch = np.stack([resize_uint8(c, (input_size, input_size)) for c in crops])
+        probs = np.asarray(predictor.predict_proba(batch), dtype=np.float32)
+        _check_output(probs, batch.shape, n_classes)
+        return [resize_prob(p, c.shape) for p, c in zip(probs, crops)]
+    out = []
+    for c in crops:  # no common size: one call per crop
+        p = np.asarray(predictor.predict_proba(c[None]), dtype=np.float32)
+        _check_output(p, (1, *c.shape), n_classes)
+        out.append(p[0])
+    return out
+
+
+def _check_output(probs: np.ndarray, shape: tuple[int, ...], n_classes: int) -> None:
+    want = (shape[0], n_classes, shape[1], shape[2])
+    if probs.shape != want:
+        raise RuntimeError(f"predictor returned shape {probs.shape}, expected {want}")
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="slice", disable=not enabled, file=sys.stderr, leave=False)
+
+
+def _lung_method(requested: str, is_volume: bool) -> str:
+    if requested not in LUNG_METHODS:
+        raise InfnetError(f"unknown lung mask method {requested!r} (use {', '.join(LUNG_METHODS)})")
+    if is_volume:
+        if requested in ("intensity", "none"):
+            raise InfnetError(
+                f"--lung-mask {requested} applies to 2D slices; volumes use classical or lungmask"
+            )
+        if requested == "auto":
+            return "lungmask" if lm.lungmask_package_available() else "classical"
+        return requested
+    if requested in ("classical", "lungmask"):
+        raise InfnetError(f"--lung-mask {requested} needs a CT volume in HU; 2D slices use intensity or none")
+    return "intensity" if requested == "auto" else requested
+
+
+def segment_volume(
+    predictor: SlicePredictor, volume: Volume, *, intensity: str = "auto", lung_mask: str = "auto",
+    batch_size: int = 8, input_size: int | None = 352, threshold: float = 0.5, probabilities: bool = False,
+    margin_mm: float = CROP_MARGIN_MM, progress: bool = False,
+) -> SegmentationResult:  # fmt: skip
+    """Segment a CT volume slice by slice along its axial axis (see :mod:`infnet.scan.preprocess`).
+
+    Infection is kept inside the lung mask grown by ``margin_mm``; predicted infection just outside the
+    threshold lung mask (dense consolidation) is added to the lung mask, so ``mask > 0`` implies ``lungs > 0``.
+    """
+    classes = _check_predictor(predictor)
+    timings: dict[str, float] = {}
+    mode = resolve_intensity(volume.array, volume.modality, intensity, str(volume.path))
+    volume.intensity = mode
+    method = _lung_method(lung_mask, True)
+    geom = volume.geometry
+    direction = geom.direction3()
+    view = axial_view(volume.array, direction)
+    spacing = view_spacing(geom.spacing3(), direction)
+    notes = list(volume.notes)
+
+    t = time.perf_counter()
+    lungs = np.zeros(volume.array.shape, np.uint8)
+    lung_view = axial_view(lungs, direction)
+    if method == "lungmask":
+        lungs[...] = lm.lungmask_package_mask(volume.image).reshape(lungs.shape)
+    else:
+        to_hu = uint8_to_hu if mode == "8bit" else None
+        notes += lm.classical_lung_mask(view, spacing, lung_view, to_hu=to_hu)
+    timings["lung_mask"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    mask = np.zeros(volume.array.shape, np.uint8)
+    mask_view = axial_view(mask, direction)
+    probs = np.zeros((len(classes), *volume.array.shape), np.uint8) if probabilities else None
+    prob_views = [axial_view(p, direction) for p in probs] if probs is not None else []
+    px_mm2 = spacing[1] * spacing[2]
+    sampling = (spacing[1], spacing[2])
+    n = view.shape[0]
+    with _progress(n, volume.path.name, progress) as bar:
+        for z0 in range(0, n, batch_size):
+            items = []
+            for s in range(z0, min(n, z0 + batch_size)):
+                region = lung_view[s] > 0
+                if np.count_nonzero(region) * px_mm2 < MIN_LUNG_AREA_MM2:
+                    continue
+                box = lung_box(region, sampling, margin_mm)
+                raw = np.asarray(view[s][box])
+                crop = window_to_uint8(raw) if mode == "hu" else np.clip(raw, 0, 255).astype(np.uint8)
+                items.append((s, box, crop))
+            preds = _predict(predictor, [c for _, _, c in items], input_size, len(classes))
+            for (s, box, _), prob in zip(items, preds):
+                lung_crop = np.asarray(lung_view[s][box])
+                allowed = ndi.distance_transform_edt(lung_crop == 0, sampling=sampling) <= margin_mm
+                labels = labels_from_prob(prob, threshold)
+                labels[~allowed] = 0
+                mask_view[s][box] = labels
+                extra = (labels > 0) & (lung_crop == 0)
+                if extra.any():  # dense infection the threshold mask missed: it is lung
+                    lung_view[s][box] = np.where(extra, lm.nearest_label(extra, lung_crop, sampling), lung_crop)
+                for c, pv in enumerate(prob_views):
+                    pv[s][box] = np.clip(prob[c] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            bar.update(min(n, z0 + batch_size) - z0)
+    timings["segmentation"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    measurements = measure_volume(lung_view, mask_view, classes, spacing)
+    timings["measure"] = time.perf_counter() - t
+    settings = {
+        "intensity": mode, "window": {"level": WINDOW_LEVEL, "width": WINDOW_WIDTH} if mode == "hu" else None,
+        "lung_mask": method, "threshold": threshold, "input_size": input_size, "margin_mm": margin_mm,
+        "orientation": "axial slices transposed to the training orientation (rows right->left, cols A->P)",
+    }  # fmt: skip
+    if not measurements["lung"]["total"]:
+        notes.append("no lung found: nothing was segmented (is this a chest CT?)")
+    return SegmentationResult(volume.path, volume, getattr(predictor, "name", "model"), classes, mask, lungs,
+                              probs, measurements, settings, notes, timings)  # fmt: skip
+
+
+def segment_slices(
+    predictor: SlicePredictor, slices: SliceSet, *, lung_mask: str = "auto", batch_size: int = 8,
+    input_size: int | None = 352, threshold: float = 0.5, probabilities: bool = False,
+    slice_orientation: str = "training", progress: bool = False, margin_mm: float = CROP_MARGIN_MM,
+) -> SegmentationResult:  # fmt: skip
+    """Segment 8-bit 2D slices, each whole (they are expected lung-cropped like the training slices).
+
+    ``slice_orientation``: 'training' (as stored, like COVID-SemiSeg) or 'radiological' (anterior up; the
+    slice is transposed for the model and back). The intensity lung mask is used to measure only.
+    """
+    del margin_mm  # 2D slices are not cropped
+    classes = _check_predictor(predictor)
+    if slice_orientation not in ("training", "radiological"):
+        raise InfnetError(f"unknown slice orientation {slice_orientation!r} (use training or radiological)")
+    method = _lung_method(lung_mask, False)
+    flip = slice_orientation == "radiological"
+    t = time.perf_counter()
+    masks, lungs, probs = [], [], [] if probabilities else None
+    n = len(slices.images)
+    with _progress(n, slices.path.name, progress) as bar:
+        for i0 in range(0, n, batch_size):
+            imgs = [im.T if flip else im for im in slices.images[i0 : i0 + batch_size]]
+            for img, prob in zip(imgs, _predict(predictor, imgs, input_size, len(classes))):
+                labels = labels_from_prob(prob, threshold)
+                lung = lm.intensity_lung_mask_2d(img) if method == "intensity" else np.zeros_like(labels)
+                extra = (labels > 0) & (lung == 0)
+                if method == "intensity" and extra.any():
+                    ref = lung if lung.any() else lm.split_rows(labels > 0, img.shape[0] / 2.0)
+                    lung = np.where(extra, lm.nearest_label(extra, ref, (1.0, 1.0)), lung).astype(np.uint8)
+                back = (lambda a: a.T) if flip else (lambda a: a)
+                masks.append(np.ascontiguousarray(back(labels)))
+                lungs.append(np.ascontiguousarray(back(lung)))
+                if probs is not None:
+                    q = np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                    probs.append(np.ascontiguousarray(q.transpose(0, 2, 1) if flip else q))
+            bar.update(len(imgs))
+    timings = {"segmentation": time.perf_counter() - t}
+    measurements = measure_slices(lungs, masks, classes, slices.names, slices.pixel_spacing, method != "none")
+    settings = {"intensity": "8bit", "window": None, "lung_mask": method, "threshold": threshold,
+                "input_size": input_size, "orientation": slice_orientation}  # fmt: skip
+    notes = list(slices.notes)
+    notes.append(
+        "2D slices are segmented whole (expected lung-cropped like the training slices); "
+        + ("the lung area is an intensity-based estimate plus predicted infection" if method == "intensity"
+           else "no lung mask (--lung-mask none): percentages are not computed")
+    )  # fmt: skip
+    return SegmentationResult(slices.path, slices, getattr(predictor, "name", "model"), classes, masks, lungs,
+                              probs, measurements, settings, notes, timings)  # fmt: skip

@@ -1,0 +1,1 @@
+"""Losses, configs and the trainer."""

@@ -1,0 +1,258 @@
+"""The training loop: multi-scale deep supervision, per-epoch validation, resumable safetensors checkpoints.
+
+Run directory layout::
+
+    run/config.json            resolved TrainConfig (with seed)
+    run/metrics.csv            epoch, lr, train_loss, val_dice, seconds
+    run/last.safetensors       model weights after the last finished epoch
+    run/best.safetensors       best validation Dice (or the last epoch without validation)
+    run/state.pt               optimizer + RNG + epoch, for --resume (tensor-only, loaded weights_only)
+    run/eval/                  final test predictions and metrics when a test set is given
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from infnet.data import semiseg
+from infnet.data.dataset import SliceDataset, multiscale_batch, scaled_size
+from infnet.errors import InfnetError
+from infnet.io.images import atomic_write_bytes, atomic_write_text
+from infnet.models.registry import create_model, save_checkpoint
+from infnet.training.config import TrainConfig
+from infnet.training.losses import infnet_loss
+
+METRIC_FIELDS = ["epoch", "lr", "train_loss", "val_dice", "seconds"]
+
+
+def _distributed() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def resolve_data(cfg: TrainConfig) -> dict:
+    """Folders and stem lists for train / val / test from the config."""
+    out: dict = {}
+    if cfg.train_images:
+        if not cfg.train_masks:
+            raise InfnetError(f"{cfg.train_images}: training images given without --train-masks")
+        out["train"] = dict(image_dir=cfg.train_images, mask_dir=cfg.train_masks, edge_dir=cfg.train_edges)
+    else:
+        root = Path(cfg.data) if cfg.data else semiseg.find_dataset()
+        split = semiseg.SPLITS["doctor-label"]
+        stems = semiseg.read_split_list(root, cfg.train_split)
+        out["train"] = dict(
+            image_dir=root / split.image_dir,
+            mask_dir=root / split.mask_dir,
+            edge_dir=root / split.edge_dir,
+            stems=stems,
+        )
+        if cfg.val_split and not cfg.val_images:
+            out["val"] = dict(
+                image_dir=root / split.image_dir,
+                mask_dir=root / split.mask_dir,
+                stems=semiseg.read_split_list(root, cfg.val_split),
+            )
+    if cfg.val_images:
+        out["val"] = dict(image_dir=cfg.val_images, mask_dir=cfg.val_masks)
+    if cfg.test_images:
+        out["test"] = dict(image_dir=cfg.test_images, mask_dir=cfg.test_masks)
+    return out
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.inference_mode()
+def validate(model, dataset: SliceDataset, device: torch.device, batch_size: int = 8) -> float:
+    """Mean per-image Dice at probability >= 0.5 (empty GT and empty prediction count as 1)."""
+    model.eval()
+    dices = []
+    for i in range(0, len(dataset), batch_size):
+        items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
+        images = torch.stack([t[0] for t in items]).to(device)
+        masks = torch.stack([t[1] for t in items]).to(device) > 0.5
+        pred = torch.sigmoid(model(images)["out"]) >= 0.5
+        inter = (pred & masks).sum(dim=(1, 2, 3)).float()
+        total = (pred.sum(dim=(1, 2, 3)) + masks.sum(dim=(1, 2, 3))).float()
+        dice = torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total))
+        dices += dice.tolist()
+    model.train()
+    return float(np.mean(dices))
+
+
+def _save_state(path: Path, epoch: int, optimizer, best: float, scaler) -> None:
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "epoch": torch.tensor(epoch),
+            "best": torch.tensor(best),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "rng_cpu": torch.get_rng_state(),
+        },
+        buf,
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train per ``cfg`` into ``run_dir``; returns the path of the best checkpoint.
+
+    ``resume`` continues from ``run_dir/state.pt`` (the last finished epoch), restoring optimizer and RNG.
+    Under ``torchrun`` (WORLD_SIZE > 1) it trains data-parallel (gloo on CPU, nccl on CUDA); rank 0 writes.
+    """
+    run_dir = Path(run_dir)
+    rank, world = _distributed()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+        torch.distributed.init_process_group(backend)
+    state_path = run_dir / "state.pt"
+    if resume:
+        if not state_path.is_file():
+            raise InfnetError(f"{run_dir}: nothing to resume (no state.pt)")
+        saved = TrainConfig.load(run_dir / "config.json")
+        if saved.model != cfg.model:
+            raise InfnetError(f"{run_dir}: run directory is for model '{saved.model}', not '{cfg.model}'")
+        cfg = saved
+    elif (run_dir / "state.pt").exists():
+        raise InfnetError(f"{run_dir}: run directory already holds a run; use --resume or another --out")
+    torch.manual_seed(cfg.seed + rank)
+    device = pick_device(cfg.device)
+    data = resolve_data(cfg)
+    model = create_model(cfg.model, encoder_weights=None if resume else cfg.encoder_weights).to(device)
+    mean, std = model.mean, model.std
+    train_set = SliceDataset(**data["train"], size=cfg.train_size, mean=mean, std=std, augment=cfg.augment)
+    val_set = SliceDataset(**data["val"], size=cfg.train_size, mean=mean, std=std) if "val" in data else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    start_epoch, best = 0, -1.0
+    if resume:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(run_dir / "last.safetensors")))
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+    elif rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", cfg.to_json())
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    sampler = (
+        torch.utils.data.distributed.DistributedSampler(train_set, shuffle=True, seed=cfg.seed)
+        if world > 1
+        else None
+    )
+    sizes = [scaled_size(cfg.train_size, r) for r in cfg.rates]
+    metrics_path = run_dir / "metrics.csv"
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr_at(epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order after a resume
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = DataLoader(
+            train_set,
+            batch_size=cfg.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=gen,
+            num_workers=cfg.num_workers,
+            drop_last=False,
+        )
+        losses = []
+        bar = _progress(loader, f"epoch {epoch + 1}/{cfg.epochs}", progress and rank == 0)
+        net.train()
+        for images, masks, edges in bar:
+            images, masks, edges = images.to(device), masks.to(device), edges.to(device)
+            for size in sizes:
+                x, m, e = multiscale_batch(images, masks, edges, size)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, enabled=use_amp):
+                    out = net(x)
+                loss = infnet_loss({k: _f32(v) for k, v in out.items()}, m, e)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
+                    optimizer.step()
+                losses.append(float(loss.detach()))
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{np.mean(losses[-len(sizes) :]):.3f}")
+        if rank != 0:
+            continue
+        val_dice = validate(model, val_set, device) if val_set is not None else float("nan")
+        score = val_dice if val_set is not None else float(epoch)
+        save_checkpoint(model, run_dir / "last.safetensors", extra={"epoch": epoch + 1})
+        if score >= best:
+            best = score
+            save_checkpoint(
+                model, run_dir / "best.safetensors", extra={"epoch": epoch + 1, "val_dice": val_dice}
+            )
+        _save_state(state_path, epoch, optimizer, best, scaler)
+        row = dict(
+            epoch=epoch + 1,
+            lr=cfg.lr_at(epoch),
+            train_loss=round(float(np.mean(losses)), 5),
+            val_dice=round(val_dice, 5),
+            seconds=round(time.time() - t0, 1),
+        )
+        _append_csv(metrics_path, row)
+        if progress:
+            print(
+                f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val_dice {val_dice:.4f} ({row['seconds']} s)",
+                flush=True,
+            )
+    if world > 1:
+        torch.distributed.barrier()
+    best_path = run_dir / "best.safetensors"
+    if rank == 0 and "test" in data:
+        from infnet.training.final_eval import evaluate_checkpoint
+
+        evaluate_checkpoint(best_path, data["test"]["image_dir"], data["test"]["mask_dir"], run_dir / "eval")
+    return best_path
+
+
+def _f32(v):
+    if isinstance(v, list):
+        return [t.float() for t in v]
+    return v.float() if isinstance(v, torch.Tensor) else v
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _progress(iterable, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
