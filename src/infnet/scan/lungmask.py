@@ -134,16 +134,14 @@ def classical_lung_mask(
     # Pure-air regions (bowel and stomach gas, an isolated trachea) have a median near -1000 HU; lungs do not.
     biggest = [int(i) + 1 for i in np.argsort(sizes)[::-1][:10]]
     medians = ndi.median(small_hu, lab, biggest)
-    lung_like = [i for i, m in zip(biggest, np.atleast_1d(medians)) if m >= GAS_MEDIAN_HU]
+    lung_like = [i for i, m in zip(biggest, np.atleast_1d(medians), strict=True) if m >= GAS_MEDIAN_HU]
     # A few slices hold only a thin section of the lungs: scale the minimum with the scan length.
     min_ml = MIN_LUNG_ML * min(1.0, n_slices * spacing[0] / 50.0)
     first = sizes[lung_like[0] - 1] if lung_like else 0.0
     keep = [i for i in lung_like[:2] if sizes[i - 1] >= min_ml and sizes[i - 1] >= 0.15 * first]
     if not keep:
         out[...] = 0
-        return [
-            f"no lung found (largest lung-like air region inside the body {first:.1f} mL < {min_ml:.3g} mL)"
-        ]
+        return [f"no lung found (largest lung-like air region inside the body {first:.1f} mL < {min_ml:.3g} mL)"]
     lungs = np.isin(lab, keep)
     del lab
     rows_any = np.flatnonzero(lungs.any(axis=(0, 2)))
@@ -206,9 +204,7 @@ def split_sides(
     if seeds is None:
         for z in np.flatnonzero(lungs.any(axis=(1, 2))):
             side[z] = split_rows(lungs[z], midline)
-        return side, [
-            "right/left split per slice at the thinnest point near the midline (no two separate lungs)"
-        ]
+        return side, ["right/left split per slice at the thinnest point near the midline (no two separate lungs)"]
     rows = [np.nonzero(s)[1].mean() for s in seeds]
     right, left = (seeds[0], seeds[1]) if rows[0] < rows[1] else (seeds[1], seeds[0])
     seed = np.where(right, RIGHT, np.where(left, LEFT, 0)).astype(np.uint8)

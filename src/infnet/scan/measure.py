@@ -83,7 +83,7 @@ def measure_slices(lungs: list[np.ndarray], masks: list[np.ndarray], classes: tu
     """Areas for 2D slices: pixels, or mm^2 when ``pixel_spacing`` (mm) is known."""
     k = len(classes) + 1
     counts = (
-        np.stack([_table(lung, mask, k) for lung, mask in zip(lungs, masks)])
+        np.stack([_table(lung, mask, k) for lung, mask in zip(lungs, masks, strict=True)])
         if masks
         else np.zeros((0, 3, k))
     )
@@ -91,7 +91,7 @@ def measure_slices(lungs: list[np.ndarray], masks: list[np.ndarray], classes: tu
     scale = float(pixel_spacing) ** 2 if pixel_spacing else 1.0
     out = {"units": {"area": unit}, **_summary(counts, classes, scale, f"area_{unit}", has_lung)}
     rows = _per_slice(counts, classes, scale, unit)
-    for row, name in zip(rows, names):
+    for row, name in zip(rows, names, strict=True):
         row["name"] = name
         if not has_lung:
             row[f"lung_area_{unit}"] = row["percent_of_lung"] = None

@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 from infnet.errors import InfnetError
 from infnet.scan import lungmask as lm
 from infnet.scan.measure import measure_slices, measure_volume
+from infnet.scan.outputs import check_output_dir, write_outputs
 from infnet.scan.preprocess import (
     CROP_MARGIN_MM,
     WINDOW_LEVEL,
@@ -33,10 +34,12 @@ from infnet.scan.preprocess import (
     view_spacing,
     window_to_uint8,
 )
-from infnet.scan.volume_io import SliceSet, Volume, read_scan
+from infnet.scan.volume_io import Geometry, SliceSet, Volume, read_scan
 
 MIN_LUNG_AREA_MM2 = 100.0  # slices with less lung than 1 cm^2 are not sent to the model
 LUNG_METHODS = ("auto", "classical", "lungmask", "intensity", "none")
+__all__ = ["SegmentationResult", "SlicePredictor", "check_output_dir", "segment_array", "segment_file",
+           "segment_slices", "segment_volume", "write_outputs"]  # fmt: skip
 
 
 @runtime_checkable
@@ -76,6 +79,13 @@ class SegmentationResult:
     def is_volume(self) -> bool:
         return isinstance(self.scan, Volume)
 
+    @property
+    def infection_mask(self) -> np.ndarray | list[np.ndarray]:
+        """uint8 {0, 1}: any infection class (same layout as ``mask``)."""
+        if isinstance(self.mask, list):
+            return [(m > 0).astype(np.uint8) for m in self.mask]
+        return (self.mask > 0).astype(np.uint8)
+
 
 def segment_file(predictor: SlicePredictor, path: str | Path, **options) -> SegmentationResult:
     """Read ``path`` (image, folder of slices, NIfTI/MHA/NRRD, DICOM file or series folder) and segment it.
@@ -98,6 +108,23 @@ def segment_file(predictor: SlicePredictor, path: str | Path, **options) -> Segm
     return result
 
 
+def segment_array(
+    predictor: SlicePredictor, array: np.ndarray, *, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    direction: tuple[float, ...] | None = None, origin: tuple[float, float, float] = (0.0, 0.0, 0.0), **options,
+) -> SegmentationResult:  # fmt: skip
+    """Segment a (z, y, x) CT array (HU unless ``intensity='8bit'``); ``spacing``/``origin`` in (x, y, z) mm.
+
+    ``direction`` (row-major 3x3, LPS) defaults to identity: rows anterior->posterior, columns right->left,
+    which is how SimpleITK presents DICOM and most NIfTI volumes.
+    """
+    arr = np.asarray(array)
+    if arr.ndim != 3:
+        raise InfnetError(f"expected a (z, y, x) volume, got shape {arr.shape}")
+    geom = Geometry(tuple(int(s) for s in arr.shape[::-1]), tuple(float(s) for s in spacing),
+                    tuple(float(o) for o in origin), tuple(direction or np.eye(3).ravel().tolist()))  # fmt: skip
+    return segment_volume(predictor, Volume(Path("<array>"), arr, geom, "array"), **options)
+
+
 def _check_predictor(predictor: SlicePredictor) -> tuple[str, ...]:
     classes = tuple(getattr(predictor, "classes", ()) or ())
     if not classes or not callable(getattr(predictor, "predict_proba", None)):
@@ -113,7 +140,7 @@ def _predict(predictor: SlicePredictor, crops: list[np.ndarray], input_size: int
         batch = np.stack([resize_uint8(c, (input_size, input_size)) for c in crops])
         probs = np.asarray(predictor.predict_proba(batch), dtype=np.float32)
         _check_output(probs, batch.shape, n_classes)
-        return [resize_prob(p, c.shape) for p, c in zip(probs, crops)]
+        return [resize_prob(p, c.shape) for p, c in zip(probs, crops, strict=True)]
     out = []
     for c in crops:  # no common size: one call per crop
         p = np.asarray(predictor.predict_proba(c[None]), dtype=np.float32)
@@ -139,9 +166,7 @@ def _lung_method(requested: str, is_volume: bool) -> str:
         raise InfnetError(f"unknown lung mask method {requested!r} (use {', '.join(LUNG_METHODS)})")
     if is_volume:
         if requested in ("intensity", "none"):
-            raise InfnetError(
-                f"--lung-mask {requested} applies to 2D slices; volumes use classical or lungmask"
-            )
+            raise InfnetError(f"--lung-mask {requested} applies to 2D slices; volumes use classical or lungmask")
         if requested == "auto":
             return "lungmask" if lm.lungmask_package_available() else "classical"
         return requested
@@ -175,7 +200,13 @@ def segment_volume(
     lungs = np.zeros(volume.array.shape, np.uint8)
     lung_view = axial_view(lungs, direction)
     if method == "lungmask":
-        lungs[...] = lm.lungmask_package_mask(volume.image).reshape(lungs.shape)
+        image = volume.image
+        if image is None:
+            import SimpleITK as sitk
+
+            image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array))
+            image.SetSpacing(geom.spacing), image.SetOrigin(geom.origin), image.SetDirection(geom.direction)
+        lungs[...] = lm.lungmask_package_mask(image).reshape(lungs.shape)
     else:
         to_hu = uint8_to_hu if mode == "8bit" else None
         notes += lm.classical_lung_mask(view, spacing, lung_view, to_hu=to_hu)
@@ -201,7 +232,7 @@ def segment_volume(
                 crop = window_to_uint8(raw) if mode == "hu" else np.clip(raw, 0, 255).astype(np.uint8)
                 items.append((s, box, crop))
             preds = _predict(predictor, [c for _, _, c in items], input_size, len(classes))
-            for (s, box, _), prob in zip(items, preds):
+            for (s, box, _), prob in zip(items, preds, strict=True):
                 lung_crop = np.asarray(lung_view[s][box])
                 allowed = ndi.distance_transform_edt(lung_crop == 0, sampling=sampling) <= margin_mm
                 labels = labels_from_prob(prob, threshold)
@@ -223,7 +254,7 @@ def segment_volume(
         "lung_mask": method, "threshold": threshold, "input_size": input_size, "margin_mm": margin_mm,
         "orientation": "axial slices transposed to the training orientation (rows right->left, cols A->P)",
     }  # fmt: skip
-    if not measurements["lung"]["total"]:
+    if not measurements["lung"]["volume_ml"]["total"]:
         notes.append("no lung found: nothing was segmented (is this a chest CT?)")
     return SegmentationResult(volume.path, volume, getattr(predictor, "name", "model"), classes, mask, lungs,
                               probs, measurements, settings, notes, timings)  # fmt: skip
@@ -251,7 +282,7 @@ def segment_slices(
     with _progress(n, slices.path.name, progress) as bar:
         for i0 in range(0, n, batch_size):
             imgs = [im.T if flip else im for im in slices.images[i0 : i0 + batch_size]]
-            for img, prob in zip(imgs, _predict(predictor, imgs, input_size, len(classes))):
+            for img, prob in zip(imgs, _predict(predictor, imgs, input_size, len(classes)), strict=True):
                 labels = labels_from_prob(prob, threshold)
                 lung = lm.intensity_lung_mask_2d(img) if method == "intensity" else np.zeros_like(labels)
                 extra = (labels > 0) & (lung == 0)

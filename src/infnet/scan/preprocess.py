@@ -102,9 +102,7 @@ def axial_view(array_zyx: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return view[:, :: sign[0], :: sign[1]]
 
 
-def view_spacing(
-    spacing_xyz: tuple[float, float, float], direction: np.ndarray
-) -> tuple[float, float, float]:
+def view_spacing(spacing_xyz: tuple[float, float, float], direction: np.ndarray) -> tuple[float, float, float]:
     """Spacing (mm) along the axes of :func:`axial_view`: (slice, row, col)."""
     perm, _ = _axis_assignment(np.asarray(direction, dtype=float).reshape(3, 3))
     by_phys = {perm[c]: float(spacing_xyz[c]) for c in range(3)}
@@ -126,7 +124,7 @@ def lung_box(
         return None
     cols = np.flatnonzero(region.any(axis=0))
     out = []
-    for (first, last), n, sp in zip(((rows[0], rows[-1]), (cols[0], cols[-1])), region.shape, spacing_rc):
+    for (first, last), n, sp in zip(((rows[0], rows[-1]), (cols[0], cols[-1])), region.shape, spacing_rc, strict=True):
         m = int(round(margin_mm / sp))
         lo, hi = max(0, first - m), min(n, last + 1 + m)
         need = min(n, int(round(min_mm / sp)))

@@ -151,9 +151,7 @@ def _volume_from_image(image, path: Path, fmt: str, modality: str | None = None)
     sitk = _sitk()
     dim = image.GetDimension()
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InfnetError(
-            f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected grey CT"
-        )
+        raise InfnetError(f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected grey CT")
     if dim == 4:
         size = "x".join(str(s) for s in image.GetSize())
         raise InfnetError(f"{path}: 4D volume ({size}) is not supported; give one 3D CT volume")
@@ -177,10 +175,42 @@ def read_volume_file(path: str | os.PathLike) -> Volume:
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in reversed(reason) if ln.strip()), "unreadable")
-        raise InfnetError(
-            f"{path}: cannot read {fmt} volume (corrupt or truncated?): {detail[:160]}"
-        ) from None
+        raise InfnetError(f"{path}: cannot read {fmt} volume (corrupt or truncated?): {detail[:160]}") from None
+    if fmt == "nifti":
+        _check_nifti_complete(path)
     return _volume_from_image(image, path, fmt)
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """Raise for a truncated NIfTI-1 file: ITK silently fills the missing voxels with zeros."""
+    import gzip
+    import struct
+    import zlib
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    total = 0
+    try:
+        with opener(path, "rb") as fh:
+            header = fh.read(348)
+            total = len(header)
+            while chunk := fh.read(1 << 24):
+                total += len(chunk)
+    except (EOFError, OSError, zlib.error):
+        raise InfnetError(
+            f"{path}: cannot read nifti volume (corrupt or truncated?): compressed data ends early"
+        ) from None
+    for order in ("<", ">"):
+        if len(header) == 348 and struct.unpack(f"{order}i", header[:4])[0] == 348:
+            dims = struct.unpack(f"{order}8h", header[40:56])
+            bitpix = struct.unpack(f"{order}h", header[72:74])[0]
+            offset = int(struct.unpack(f"{order}f", header[108:112])[0])
+            n = int(np.prod([max(1, d) for d in dims[1 : 1 + max(0, min(dims[0], 7))]], dtype=np.int64))
+            expected = max(offset, 348) + n * bitpix // 8
+            if total < expected:
+                raise InfnetError(
+                    f"{path}: cannot read nifti volume (corrupt or truncated?): {total} of {expected} bytes"
+                )
+            return
 
 
 def _dicom_tag(reader, key: str, index: int | None = None) -> str | None:
@@ -209,9 +239,7 @@ def _read_dicom_file(path: Path) -> Volume:
         with _quiet_itk():
             image = reader.Execute()
     except RuntimeError:
-        raise InfnetError(
-            f"{path}: not a readable DICOM image (no pixel data, or unsupported encoding)"
-        ) from None
+        raise InfnetError(f"{path}: not a readable DICOM image (no pixel data, or unsupported encoding)") from None
     modality = _modality(_dicom_tag(reader, "0008|0060"), _dicom_tag(reader, "0008|0016"))
     return _volume_from_image(image, path, "dicom-file", modality)
 
@@ -249,9 +277,7 @@ def read_dicom_series(folder: str | os.PathLike) -> Volume:
             image = reader.Execute()
     except RuntimeError as exc:
         detail = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else "unreadable"
-        raise InfnetError(
-            f"{where}: cannot read DICOM series {sid or '(no SeriesInstanceUID)'}: {detail}"
-        ) from None
+        raise InfnetError(f"{where}: cannot read DICOM series {sid or '(no SeriesInstanceUID)'}: {detail}") from None
     notes = []
     label = sid if sid else "(empty SeriesInstanceUID)"
     if len(series) > 1:
@@ -280,22 +306,16 @@ def _read_folder(folder: Path) -> Volume | SliceSet:
         return read_dicom_series(folder)
     images = [p for p in files if is_image_file(p)]
     if images:
-        return SliceSet(
-            folder, [read_gray(p) for p in images], [p.stem for p in images], format="image-folder"
-        )
+        return SliceSet(folder, [read_gray(p) for p in images], [p.stem for p in images], format="image-folder")
     # A study folder with one subfolder per series.
-    if any(p.is_dir() for p in entries) and any(
-        _has_dicom_magic(p) for p in folder.rglob("*") if p.is_file()
-    ):
+    if any(p.is_dir() for p in entries) and any(_has_dicom_magic(p) for p in folder.rglob("*") if p.is_file()):
         return read_dicom_series(folder)
     volumes = [p for p in files if _is_volume_file(p)]
     hint = f"; it holds volume files (give one of them, e.g. {volumes[0].name})" if volumes else ""
     raise InfnetError(f"{folder}: no images (PNG/JPG) or DICOM series found in the folder{hint}")
 
 
-def write_volume_like(
-    array: np.ndarray, geometry: Geometry, path: str | os.PathLike, compress: bool = True
-) -> None:
+def write_volume_like(array: np.ndarray, geometry: Geometry, path: str | os.PathLike, compress: bool = True) -> None:
     """Write a (z, y, x) array with exactly ``geometry`` (size, spacing, origin, direction), atomically.
 
     The format follows the suffix of ``path`` (.nii.gz, .nii, .mha, .nrrd).
@@ -307,9 +327,7 @@ def write_volume_like(
         arr = arr.reshape(arr.shape[-2:])
     expected = tuple(reversed(geometry.size))
     if arr.shape != expected:
-        raise ValueError(
-            f"array shape {arr.shape} does not match geometry size {geometry.size} (z,y,x {expected})"
-        )
+        raise ValueError(f"array shape {arr.shape} does not match geometry size {geometry.size} (z,y,x {expected})")
     image = sitk.GetImageFromArray(arr)
     image.SetSpacing(geometry.spacing)
     image.SetOrigin(geometry.origin)

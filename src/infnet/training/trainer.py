@@ -124,6 +124,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         saved = TrainConfig.load(run_dir / "config.json")
         if saved.model != cfg.model:
             raise InfnetError(f"{run_dir}: run directory is for model '{saved.model}', not '{cfg.model}'")
+        # The saved config wins (same data, seed, schedule); only the epoch count may be extended.
+        saved.epochs = max(saved.epochs, cfg.epochs)
         cfg = saved
     elif (run_dir / "state.pt").exists():
         raise InfnetError(f"{run_dir}: run directory already holds a run; use --resume or another --out")
@@ -148,7 +150,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
             scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng_cpu"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
-    elif rank == 0:
+    if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", cfg.to_json())
     net = model

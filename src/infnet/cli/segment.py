@@ -1,0 +1,115 @@
+"""`infnet segment`: one scan, or a cohort from a list file (resumable, split across torchrun ranks)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from infnet.errors import InfnetError
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "segment",
+        help="segment lung infection in a CT scan (NIfTI, MHA/NRRD, DICOM) or 2D slices",
+        description=(
+            "Segment COVID-19 lung infection. INPUT: an image (PNG/JPG), a folder of slices, a NIfTI/MHA/NRRD "
+            "volume, a DICOM file or a DICOM series folder. Writes masks in the input's geometry, report.json, "
+            "report.html and overlays to OUTDIR. Research software, not for clinical diagnosis."
+        ),
+    )
+    p.add_argument("input", nargs="?", metavar="INPUT", help="scan to segment (or use --list)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("--list", metavar="FILE", help="text file with one scan per line: process a cohort")
+    p.add_argument("--model", metavar="NAME|PATH", default=None, help="model name or weights path (default: bundled)")
+    p.add_argument("--probabilities", action="store_true", help="also write probability maps (x255, uint8)")
+    p.add_argument("--lung-mask", default="auto", choices=("auto", "classical", "lungmask", "intensity", "none"),
+                   help="volumes: auto (lungmask package if installed with weights, else classical) | classical "
+                        "| lungmask; 2D slices: auto=intensity | none")  # fmt: skip
+    p.add_argument("--intensity", default="auto", choices=("auto", "hu", "8bit"),
+                   help="voxel values: auto (check they are HU), hu, or 8bit (already windowed grey)")  # fmt: skip
+    p.add_argument("--assume-hu", action="store_true", help="same as --intensity hu (skip the CT/HU checks)")
+    p.add_argument("--slice-orientation", default="training", choices=("training", "radiological"),
+                   help="2D slices: as COVID-SemiSeg training slices (default) or radiological display")  # fmt: skip
+    p.add_argument("--pixel-spacing", type=float, metavar="MM", help="2D slices: pixel size in mm (areas in mm^2)")
+    p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
+    p.add_argument("--no-overlays", action="store_true", help="do not write overlays/ PNGs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    p.set_defaults(func=run)
+    return p
+
+
+def load_predictor(model: str | None):
+    """The slice predictor for ``--model`` (``infnet.inference.Segmenter``; imported here to keep the CLI light)."""
+    try:
+        from infnet.inference import Segmenter
+    except ImportError as exc:
+        raise InfnetError(f"model inference is not available in this installation ({exc})") from None
+    return Segmenter.from_pretrained(model)
+
+
+def _options(args) -> dict:
+    if args.batch_size < 1:
+        raise InfnetError("--batch-size must be at least 1")
+    if not 0.0 < args.threshold < 1.0:
+        raise InfnetError("--threshold must be between 0 and 1")
+    return {
+        "intensity": "hu" if args.assume_hu else args.intensity,
+        "lung_mask": args.lung_mask,
+        "batch_size": args.batch_size,
+        "threshold": args.threshold,
+        "probabilities": args.probabilities,
+        "slice_orientation": args.slice_orientation,
+        "pixel_spacing": args.pixel_spacing,
+    }
+
+
+def run(args) -> int:
+    from infnet.scan.outputs import check_output_dir, write_outputs
+    from infnet.scan.pipeline import segment_file
+
+    if bool(args.input) == bool(args.list):
+        raise InfnetError("give either INPUT or --list FILE")
+    options = _options(args)
+    if args.list:
+        from infnet.scan.cohort import read_list, segment_cohort
+
+        items = read_list(args.list)
+        predictor = load_predictor(args.model)
+        summary = segment_cohort(predictor, items, args.output, progress=not args.quiet, quiet=args.quiet,
+                                 overlays=not args.no_overlays, **options)  # fmt: skip
+        if not args.quiet:
+            print(f"{args.output}: {summary['done']} done, {summary['skipped']} already done, "
+                  f"{len(summary['failed'])} failed (rank {summary['rank']} of {summary['world_size']})")  # fmt: skip
+        if summary["failed"]:
+            raise InfnetError(f"{len(summary['failed'])} scan(s) failed; see {Path(args.output) / 'manifest.jsonl'}")
+        return 0
+    source = Path(args.input)
+    if not source.exists():
+        raise InfnetError(f"{source}: no such file or folder")
+    check_output_dir(source, args.output)
+    predictor = load_predictor(args.model)
+    result = segment_file(predictor, source, progress=not args.quiet, **options)
+    write_outputs(result, args.output, overlays=not args.no_overlays)
+    if not args.quiet:
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(summary_line(result, args.output))
+    return 0
+
+
+def summary_line(result, outdir) -> str:
+    """One line: where the outputs are and the main numbers."""
+    m = result.measurements
+    inf = m["infection"]
+    if "volume" in m["units"]:
+        lung = (m.get("lung") or {}).get("volume_ml", {}).get("total")
+        nums = f"lungs {lung:.0f} mL, infection {inf['volume_ml']['total']:.1f} mL"
+    else:
+        unit = m["units"]["area"]
+        nums = f"infection {inf[f'area_{unit}']['total']:.0f} {unit}"
+    pct = (inf.get("percent_of_lung") or {}).get("total")
+    pct_s = f" ({pct:.1f}% of lung)" if pct is not None else ""
+    return f"{outdir}: {nums}{pct_s}, {inf['slices_with_infection']}/{inf['slices']} slices with infection"

@@ -1,0 +1,101 @@
+"""Segmenter (NumPy in, NumPy out), `infnet predict` end to end, and `infnet models`."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _synth import make_slices
+from infnet.cli import main
+from infnet.errors import InfnetError
+from infnet.inference import Segmenter
+from infnet.models import create_model, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = create_model("infnet-effl0")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_checkpoint(model, path, extra={"input_size": 64})
+    return path
+
+
+def test_segmenter_numpy_in_numpy_out(tiny_ckpt):
+    seg = Segmenter.from_pretrained(tiny_ckpt, device="cpu")
+    assert seg.input_size == 64 and seg.classes == ("infection",)
+    stack = np.random.default_rng(0).integers(0, 255, (3, 50, 70), dtype=np.uint8)
+    probs = seg.predict_proba(stack)
+    assert probs.shape == (3, 1, 50, 70) and probs.dtype == np.float32
+    assert 0.0 <= probs.min() and probs.max() <= 1.0
+    ragged = seg.predict_proba([stack[0], stack[1, :40, :30]])
+    assert ragged[0].shape == (1, 50, 70) and ragged[1].shape == (1, 40, 30)
+    np.testing.assert_allclose(ragged[0], probs[0], atol=1e-5)
+    mask = seg.predict(stack[0])
+    assert mask.shape == (50, 70) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+    assert seg.predict(stack).shape == stack.shape
+    with pytest.raises(ValueError, match="uint8"):
+        seg.predict_proba(stack.astype(np.float32))
+
+
+def test_from_pretrained_errors(tmp_path):
+    with pytest.raises(InfnetError, match="architecture without trained weights"):
+        Segmenter.from_pretrained("infnet-effl2")
+    with pytest.raises(InfnetError, match="unknown model 'nope'"):
+        Segmenter.from_pretrained("nope")
+    with pytest.raises(InfnetError, match="model file not found"):
+        Segmenter.from_pretrained(tmp_path / "missing.safetensors")
+
+
+def test_predict_cli_then_evaluate(tmp_path, tiny_ckpt, capsys):
+    imgs, masks = make_slices(tmp_path / "data", n=3, size=(40, 56), ext=".jpg")
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(tiny_ckpt), "--input", str(imgs), "--output", str(out), "--quiet"]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["0.png", "1.png", "2.png"]
+    with Image.open(out / "0.png") as im:
+        assert im.size == (56, 40) and im.mode == "L"
+    assert main(["evaluate", "--pred", str(out), "--gt", str(masks), "--json", str(tmp_path / "m.json")]) == 0
+    capsys.readouterr()
+    # a single file works too
+    assert main(["predict", "--model", str(tiny_ckpt), "--input", str(imgs / "1.jpg"), "--output",
+                 str(tmp_path / "one"), "--quiet"]) == 0
+    assert (tmp_path / "one" / "1.png").is_file()
+
+
+def test_predict_cli_bad_input(tmp_path, tiny_ckpt, capsys):
+    imgs, _ = make_slices(tmp_path / "data", n=1)
+    before = sorted(p.name for p in imgs.iterdir())
+    code = main(["predict", "--model", str(tiny_ckpt), "--input", str(imgs), "--output", str(imgs), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "output folder is the input folder" in err
+    assert sorted(p.name for p in imgs.iterdir()) == before
+    code = main(["predict", "--model", str(tiny_ckpt), "--input", str(tmp_path / "none"), "--output", "x"])
+    assert code == 2 and "folder not found" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(["predict", "--model", str(tiny_ckpt), "--input", str(empty), "--output", str(tmp_path / "o")])
+    assert code == 2 and "no PNG/JPG slices" in capsys.readouterr().err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    code = main(["predict", "--model", str(bad), "--input", str(imgs), "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.safetensors" in err and "Traceback" not in err
+
+
+def test_models_cli_lists_architectures(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "infnet-effl2" in out and "infnet-res2net50" in out and "efficientnet_lite2" in out
+    assert main(["models", "--all"]) == 0
+    assert "infnet-effl2-no3" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and "infnet 0.1.0" in capsys.readouterr().out
