@@ -1,4 +1,4 @@
-"""Reading CT inputs (NIfTI, MHA/NRRD, DICOM, PNG), writing masks in the same geometry, orientation, intensity checks."""
+"""Reading CT inputs (NIfTI, MHA/NRRD, DICOM, PNG), writing masks in the same geometry, orientation, HU checks."""
 
 from __future__ import annotations
 
@@ -148,7 +148,9 @@ def test_truncated_nifti_and_4d(ct_samples, tmp_path):
     (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(InfnetError, match="corrupt or truncated"):
         read_scan(tmp_path / "cut.nii.gz")
-    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 3, 4, 5), np.int16), isVector=False), str(tmp_path / "4d.nii.gz"))
+    sitk.WriteImage(
+        sitk.GetImageFromArray(np.zeros((2, 3, 4, 5), np.int16), isVector=False), str(tmp_path / "4d.nii.gz")
+    )
     with pytest.raises(InfnetError, match="4D volume"):
         read_scan(tmp_path / "4d.nii.gz")
 

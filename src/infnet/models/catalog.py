@@ -11,30 +11,22 @@ PAPER_KEYS = ("meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE")
 
 
 @cache
-def _param_count(name: str) -> int:
+def _model_facts(name: str) -> tuple[int, str]:
+    """(parameter count, encoder name) of a registered architecture, built once without weights."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = create_model(name)
-    return sum(p.numel() for p in model.parameters())
+    encoder = getattr(getattr(model, "config", None), "encoder", "-")
+    return sum(p.numel() for p in model.parameters()), str(encoder)
 
 
 def architecture_rows(include_ablations: bool = False) -> list[dict]:
-    from infnet.models.registry import ENCODER_ALIASES
-
     rows = []
     for name in list_models(include_ablations=include_ablations):
-        parts = name.split("-")  # infnet-<encoder alias>[-noN]
-        rows.append(
-            dict(
-                name=name,
-                encoder=ENCODER_ALIASES[parts[1]],
-                params_m=_param_count(name) / 1e6,
-                input_size=352,
-                variant=parts[2] if len(parts) == 3 else "no5",
-            )
-        )
+        params, encoder = _model_facts(name)
+        rows.append(dict(name=name, encoder=encoder, params_m=params / 1e6, input_size=352))
     return rows
 
 

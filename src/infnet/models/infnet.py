@@ -31,6 +31,9 @@ class InfNetConfig:
     in_chans: int = 3
     num_classes: int = 1
 
+    def __post_init__(self):
+        self.ra_channels = tuple(self.ra_channels)  # JSON round trips give lists
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ra_channels"] = list(self.ra_channels)

@@ -12,6 +12,8 @@ from torch import nn
 from infnet.errors import InfnetError
 from infnet.models.infnet import InfNet, InfNetConfig
 
+# Optional model families register themselves on import (see the end of this module).
+
 _ARCHS: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 
@@ -39,7 +41,7 @@ def register_model(name: str, description: str = ""):
 
 def _infnet_builder(encoder: str, flags: dict):
     def build(encoder_weights: str | None = "imagenet", **kw) -> InfNet:
-        cfg = InfNetConfig(encoder=encoder, **{**flags, **kw})
+        cfg = InfNetConfig(**{"encoder": encoder, **flags, **kw})
         return InfNet(cfg, encoder_weights=encoder_weights)
 
     return build
@@ -129,7 +131,10 @@ def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> nn.Modu
     meta = read_checkpoint_meta(path)
     if expect_arch is not None and meta["arch"] != expect_arch:
         raise InfnetError(f"{path}: checkpoint is a '{meta['arch']}', expected '{expect_arch}'")
-    model = InfNet(InfNetConfig.from_dict(meta["config"]), encoder_weights=None)
+    if meta.get("arch") not in _ARCHS:
+        raise InfnetError(f"{path}: checkpoint architecture '{meta.get('arch')}' is not registered in this infnet")
+    # Every registered builder takes its model's config.to_dict() back as keyword arguments.
+    model = _ARCHS[meta["arch"]](encoder_weights=None, **meta["config"])
     model.arch_name = meta["arch"]
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
     load_state_strict(model, state, path)
@@ -159,3 +164,20 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source) 
             + "; ".join(parts)
         )
     model.load_state_dict(state, strict=True)
+
+
+def _register_optional_families() -> None:
+    """Import model families living in their own modules (they call :func:`register_model`)."""
+    import importlib
+
+    for module in ("infnet.models.baselines",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a missing optional dependency inside the family: skip it too
+                if exc.name and not exc.name.startswith("infnet"):
+                    continue
+                raise
+
+
+_register_optional_families()
