@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from infnet.cli import main
 from infnet.errors import InfnetError
 from infnet.evaluate import evaluate_arrays, evaluate_folders, format_table
 from infnet.metrics import PAPER_KEYS, STANDARD_KEYS
+from infnet.metrics.reference import parse_result_txt
 
 TOL = 0.002
 LUNG = "reference-outputs/Results/Lung infection segmentation"
@@ -32,22 +32,6 @@ EXTRA_KEYS = {
     "adpRec/adpSen": "adpSen",
     "adpSpe": "adpSpe",
 }
-
-
-def parse_result_txt(path: Path) -> dict[str, dict[str, float]]:
-    """model -> {metric: value} from a ``*_result.txt`` of the authors' MATLAB tool."""
-    out = {}
-    for line in path.read_text().splitlines():
-        m = re.match(r"\(Dataset:[^;]+; Model:([^)]+)\)\s*(.*)$", line.strip())
-        if not m:
-            continue
-        scores = {}
-        for item in m.group(2).rstrip(".").split(";"):
-            key, _, value = item.strip().partition(":")
-            if key:
-                scores[key] = float(value)
-        out[m.group(1)] = scores
-    return out
 
 
 def test_parse_result_txt(tmp_path):
