@@ -55,8 +55,13 @@ def bench(name: str, batch: int, iters: int, size: int = 352) -> dict:
     t_train = _time(train_step, iters)
     t_infer = _time(infer, iters)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    return dict(model=name, params_m=params, train_img_s=batch / t_train, s_per_train_img=t_train / batch,
-                infer_slices_s=8 / t_infer)
+    return dict(
+        model=name,
+        params_m=params,
+        train_img_s=batch / t_train,
+        s_per_train_img=t_train / batch,
+        infer_slices_s=8 / t_infer,
+    )
 
 
 def main(argv=None) -> int:
@@ -69,8 +74,11 @@ def main(argv=None) -> int:
     print(f"{'model':<20} {'params (M)':>10} {'train img/s':>12} {'s/train img':>12} {'infer slices/s':>15}")
     for name in args.models:
         r = bench(name, args.batch, args.iters)
-        print(f"{r['model']:<20} {r['params_m']:>10.2f} {r['train_img_s']:>12.2f} {r['s_per_train_img']:>12.3f} "
-              f"{r['infer_slices_s']:>15.2f}", flush=True)
+        print(
+            f"{r['model']:<20} {r['params_m']:>10.2f} {r['train_img_s']:>12.2f} {r['s_per_train_img']:>12.3f} "
+            f"{r['infer_slices_s']:>15.2f}",
+            flush=True,
+        )
     return 0
 
 

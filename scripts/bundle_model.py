@@ -80,10 +80,13 @@ def main(argv=None) -> int:
         "train_seconds": round(sum(float(r["seconds"]) for r in rows)),
         "machine": machine(),
         "config": cfg,
-        "metrics": {"test_set": "COVID-SemiSeg LungInfection-Test (48 slices)", "paper": summary["paper"],
-                    "standard": summary["standard"]},
+        "metrics": {
+            "test_set": "COVID-SemiSeg LungInfection-Test (48 slices)",
+            "paper": summary["paper"],
+            "standard": summary["standard"],
+        },
         "eval_command": f"infnet predict --model {args.name} --input <Test/Imgs> --output pred && "
-                        "infnet evaluate --pred pred --gt <Test/GT> --protocol both",
+        "infnet evaluate --pred pred --gt <Test/GT> --protocol both",
     }
     entries = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.is_file() else []
     entries = [e for e in entries if e["name"] != args.name] + [entry]
@@ -104,24 +107,24 @@ def _cells(metrics: dict, keys) -> str:
 
 def model_card(e: dict) -> str:
     p, s = e["metrics"]["paper"], e["metrics"]["standard"]
-    return f"""# Model card: {e['name']}
+    return f"""# Model card: {e["name"]}
 
-{e['description']}
+{e["description"]}
 
-- Architecture: `{e['arch']}` (Inf-Net, Fan et al. IEEE TMI 2020), {e['size_bytes'] / 1e6:.1f} MB fp16 safetensors,
-  sha256 `{e['sha256']}`
-- Input: {e['input_size']}x{e['input_size']}, grey slice repeated to 3 channels, normalised with
-  mean {e['normalisation']['mean']} / std {e['normalisation']['std']}
+- Architecture: `{e["arch"]}` (Inf-Net, Fan et al. IEEE TMI 2020), {e["size_bytes"] / 1e6:.1f} MB fp16 safetensors,
+  sha256 `{e["sha256"]}`
+- Input: {e["input_size"]}x{e["input_size"]}, grey slice repeated to 3 channels, normalised with
+  mean {e["normalisation"]["mean"]} / std {e["normalisation"]["std"]}
 - Output: infection probability (sigmoid of S_3)
 
 ## Training
-- Data: {e['training_data']}. The 48 test slices were not used for training or selection.
-- Command: `{e['command']}`
-- {e['epochs']} epochs, {e['train_seconds'] / 60:.0f} min on {e['machine']}; selected epoch {e['selected_epoch']}
-  (validation Dice {e['val_dice'] if e['val_dice'] is None else round(e['val_dice'], 4)})
+- Data: {e["training_data"]}. The 48 test slices were not used for training or selection.
+- Command: `{e["command"]}`
+- {e["epochs"]} epochs, {e["train_seconds"] / 60:.0f} min on {e["machine"]}; selected epoch {e["selected_epoch"]}
+  (validation Dice {e["val_dice"] if e["val_dice"] is None else round(e["val_dice"], 4)})
 
-## Results on {e['metrics']['test_set']}
-Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e['eval_command']}`).
+## Results on {e["metrics"]["test_set"]}
+Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e["eval_command"]}`).
 
 | protocol | Dice | Sen | Spec | S-measure | mean E-measure | MAE |
 |---|---|---|---|---|---|---|
@@ -135,7 +138,7 @@ Paper's Inf-Net for reference (authors' published predictions, our evaluator): m
 meanEm 0.838, MAE 0.082.
 
 ## Licence and intended use
-Weights: {e['licence']}. The COVID-SemiSeg dataset is licensed for non-commercial use only; so are these
+Weights: {e["licence"]}. The COVID-SemiSeg dataset is licensed for non-commercial use only; so are these
 weights. Research software: not a medical device, not for clinical diagnosis.
 """
 

@@ -45,12 +45,12 @@ def test_slice_dataset_items(tmp_path):
     image, mask, edge = ds[0]
     assert image.shape == (3, 64, 64) and mask.shape == edge.shape == (1, 64, 64)
     assert torch.equal(image[0], image[1])  # grey repeated
-    assert -1.0 <= float(image.min()) and float(image.max()) <= 1.0  # mean/std 0.5
+    assert float(image.min()) >= -1.0 and float(image.max()) <= 1.0  # mean/std 0.5
     assert 0 < float(mask.mean()) < 0.3 and float(edge.sum()) > 0
     aug = SliceDataset(imgs, masks, size=64, augment=True)
     torch.manual_seed(1)
     a_img, a_mask, _ = aug[0]
-    assert a_img.shape == (3, 64, 64) and 0 <= float(a_mask.min()) and float(a_mask.max()) <= 1
+    assert a_img.shape == (3, 64, 64) and float(a_mask.min()) >= 0 and float(a_mask.max()) <= 1
 
 
 def test_pairing_errors_name_the_file(tmp_path):
@@ -76,8 +76,13 @@ def test_real_doctor_label_split(semiseg_root):
     train = semiseg.read_split_list(semiseg_root, "train")
     val = semiseg.read_split_list(semiseg_root, "val")
     assert len(train) == 45 and len(val) == 5 and not set(train) & set(val)
-    ds = SliceDataset(semiseg_root / split.image_dir, semiseg_root / split.mask_dir, semiseg_root / split.edge_dir,
-                      stems=val, size=352)
+    ds = SliceDataset(
+        semiseg_root / split.image_dir,
+        semiseg_root / split.mask_dir,
+        semiseg_root / split.edge_dir,
+        stems=val,
+        size=352,
+    )
     image, mask, edge = ds[0]
     assert image.shape == (3, 352, 352) and mask.shape == (1, 352, 352)
     assert float(mask.sum()) > 0 and float(edge.sum()) > 0

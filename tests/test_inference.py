@@ -31,7 +31,7 @@ def test_segmenter_numpy_in_numpy_out(tiny_ckpt):
     stack = np.random.default_rng(0).integers(0, 255, (3, 50, 70), dtype=np.uint8)
     probs = seg.predict_proba(stack)
     assert probs.shape == (3, 1, 50, 70) and probs.dtype == np.float32
-    assert 0.0 <= probs.min() and probs.max() <= 1.0
+    assert probs.min() >= 0.0 and probs.max() <= 1.0
     ragged = seg.predict_proba([stack[0], stack[1, :40, :30]])
     assert ragged[0].shape == (1, 50, 70) and ragged[1].shape == (1, 40, 30)
     np.testing.assert_allclose(ragged[0], probs[0], atol=1e-5)
@@ -62,8 +62,21 @@ def test_predict_cli_then_evaluate(tmp_path, tiny_ckpt, capsys):
     assert main(["evaluate", "--pred", str(out), "--gt", str(masks), "--json", str(tmp_path / "m.json")]) == 0
     capsys.readouterr()
     # a single file works too
-    assert main(["predict", "--model", str(tiny_ckpt), "--input", str(imgs / "1.jpg"), "--output",
-                 str(tmp_path / "one"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tiny_ckpt),
+                "--input",
+                str(imgs / "1.jpg"),
+                "--output",
+                str(tmp_path / "one"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "one" / "1.png").is_file()
 
 

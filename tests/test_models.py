@@ -53,11 +53,7 @@ def test_every_parameter_gets_a_gradient():
     out = model(torch.randn(2, 3, 64, 64))
     loss = sum(m.mean() for m in out["maps"]) + out["edge"].mean()
     loss.backward()
-    no_grad = [
-        n
-        for n, p in model.named_parameters()
-        if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
-    ]
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
     assert no_grad == []
 
 

@@ -22,9 +22,18 @@ from infnet.training.trainer import train
 
 def _cfg(imgs, masks, **kw) -> TrainConfig:
     base = dict(
-        model="infnet-effl0", encoder_weights=None, train_images=str(imgs), train_masks=str(masks),
-        val_images=str(imgs), val_masks=str(masks), epochs=2, batch_size=3, lr=1e-3, train_size=64,
-        rates=[1.0], seed=0,
+        model="infnet-effl0",
+        encoder_weights=None,
+        train_images=str(imgs),
+        train_masks=str(masks),
+        val_images=str(imgs),
+        val_masks=str(masks),
+        epochs=2,
+        batch_size=3,
+        lr=1e-3,
+        train_size=64,
+        rates=[1.0],
+        seed=0,
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -84,26 +93,106 @@ def test_run_dir_protection_and_resume_errors(tmp_path):
 def test_train_cli_bad_input(tmp_path, capsys):
     imgs, masks = make_slices(tmp_path / "data", n=2)
     (masks / "1.png").unlink()
-    code = main(["train", "--out", str(tmp_path / "r"), "--model", "infnet-effl0", "--encoder-weights", "none",
-                 "--train-images", str(imgs), "--train-masks", str(masks), "--val-split", "none", "--quiet"])
+    code = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "r"),
+            "--model",
+            "infnet-effl0",
+            "--encoder-weights",
+            "none",
+            "--train-images",
+            str(imgs),
+            "--train-masks",
+            str(masks),
+            "--val-split",
+            "none",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "1.png: no mask with stem '1'" in err and "Traceback" not in err
-    code = main(["train", "--out", str(tmp_path / "r"), "--model", "nope", "--train-images", str(imgs),
-                 "--train-masks", str(masks)])
+    code = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "r"),
+            "--model",
+            "nope",
+            "--train-images",
+            str(imgs),
+            "--train-masks",
+            str(masks),
+        ]
+    )
     assert code == 2 and "unknown model 'nope'" in capsys.readouterr().err
     code = main(["train", "--out", str(tmp_path / "r"), "--train-images", str(imgs)])
     assert code == 2 and "without --train-masks" in capsys.readouterr().err
+    empty = tmp_path / "no-masks"
+    empty.mkdir()
+    code = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "r"),
+            "--model",
+            "infnet-effl0",
+            "--encoder-weights",
+            "none",
+            "--train-images",
+            str(imgs),
+            "--train-masks",
+            str(empty),
+            "--val-split",
+            "none",
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "0.png: no mask with stem '0'" in err
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
     imgs, masks = make_slices(tmp_path / "data", n=4)
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "infnet",
-           "train", "--out", str(run), "--model", "infnet-effl0", "--encoder-weights", "none",
-           "--train-images", str(imgs), "--train-masks", str(masks), "--val-images", str(imgs),
-           "--val-masks", str(masks), "--epochs", "1", "--batch-size", "2", "--train-size", "64", "--rates", "1.0",
-           "--device", "cpu", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "infnet",
+        "train",
+        "--out",
+        str(run),
+        "--model",
+        "infnet-effl0",
+        "--encoder-weights",
+        "none",
+        "--train-images",
+        str(imgs),
+        "--train-masks",
+        str(masks),
+        "--val-images",
+        str(imgs),
+        "--val-masks",
+        str(masks),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--train-size",
+        "64",
+        "--rates",
+        "1.0",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / "best.safetensors").is_file() and len(_rows(run)) == 1

@@ -22,9 +22,7 @@ class Segmenter:
     the same size; ``predict`` returns a uint8 {0,1} mask of the input's shape.
     """
 
-    def __init__(
-        self, model: nn.Module, name: str = "model", input_size: int = 352, device=None, batch_size: int = 8
-    ):
+    def __init__(self, model: nn.Module, name: str = "model", input_size: int = 352, device=None, batch_size: int = 8):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.name = name
@@ -46,9 +44,7 @@ class Segmenter:
         name = str(name_or_path)
         if name in weights.list_bundled():
             model = weights.load_bundled(name)
-            return cls(
-                model, name=name, input_size=model.bundled_entry.get("input_size", 352), device=device, **kw
-            )
+            return cls(model, name=name, input_size=model.bundled_entry.get("input_size", 352), device=device, **kw)
         path = Path(name)
         if path.suffix == ".safetensors" or path.exists():
             if not path.is_file():

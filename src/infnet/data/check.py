@@ -90,9 +90,7 @@ def _index(folder: Path, report: SplitReport) -> dict[str, Path]:
             report.warnings.append(f"{path}: not an image file (ignored)")
             continue
         if path.stem in out:
-            report.errors.append(
-                f"{path}: stem '{path.stem}' appears twice in {folder} (also {out[path.stem].name})"
-            )
+            report.errors.append(f"{path}: stem '{path.stem}' appears twice in {folder} (also {out[path.stem].name})")
             continue
         out[path.stem] = path
     return out
@@ -178,9 +176,7 @@ def check_split(
                 bad = sorted(set(np.unique(mask).tolist()) - set(MULTICLASS_VALUES))
                 if bad:
                     shown = ", ".join(str(v) for v in bad[:8]) + (", ..." if len(bad) > 8 else "")
-                    report.errors.append(
-                        f"{masks[stem]}: values {shown} outside {{0, 1, 2}} in a multi-class mask"
-                    )
+                    report.errors.append(f"{masks[stem]}: values {shown} outside {{0, 1, 2}} in a multi-class mask")
             else:
                 issue = _binary_issue(mask)
                 if issue and soft_binary and issue[0] == "grey":
@@ -222,9 +218,7 @@ def _check_split_lists(root: Path, report: SplitReport) -> None:
         for line in path.read_text().splitlines():
             stem = line.strip()
             if stem and stem not in images:
-                report.errors.append(
-                    f"{path}: '{stem}' (in the {list_name} list) has no image in {report.image_dir}"
-                )
+                report.errors.append(f"{path}: '{stem}' (in the {list_name} list) has no image in {report.image_dir}")
 
 
 def check_dataset(path: str | Path) -> DatasetReport:

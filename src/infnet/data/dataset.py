@@ -24,9 +24,7 @@ def scaled_size(size: int, rate: float, multiple: int = 32) -> int:
     return max(multiple, int(math.floor(size * rate / multiple + 0.5)) * multiple)
 
 
-def to_tensor_image(
-    gray: np.ndarray, size: int | None, mean: Sequence[float], std: Sequence[float]
-) -> torch.Tensor:
+def to_tensor_image(gray: np.ndarray, size: int | None, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (H,W) -> float (3,S,S): grey repeated to 3 channels, [0,1], normalised, bilinear-resized."""
     t = torch.from_numpy(np.array(gray, dtype=np.uint8, copy=True)).float().div_(255.0)[None, None]
     if size is not None:
@@ -66,9 +64,7 @@ class SliceDataset(Dataset):
         for stem, img_path, mask_path in pairs:
             img, mask = read_gray(img_path), read_gray(mask_path)
             if img.shape != mask.shape:
-                raise InfnetError(
-                    f"{mask_path}: mask size {mask.shape[::-1]} differs from image {img.shape[::-1]}"
-                )
+                raise InfnetError(f"{mask_path}: mask size {mask.shape[::-1]} differs from image {img.shape[::-1]}")
             edge = read_gray(edges[stem]) if stem in edges else mask_to_edge(mask)
             if edge.shape != mask.shape:
                 raise InfnetError(f"{edges[stem]}: edge size differs from its mask")

@@ -35,14 +35,10 @@ class Split:
 SPLITS: dict[str, Split] = {
     "doctor-label": Split("doctor-label", f"{DOCTOR}/Imgs", f"{DOCTOR}/GT", f"{DOCTOR}/Edge"),
     "pseudo-label": Split("pseudo-label", f"{PSEUDO}/Imgs", f"{PSEUDO}/GT", f"{PSEUDO}/Edge"),
-    "multiclass-train": Split(
-        "multiclass-train", f"{MULTI_TRAIN}/Imgs", f"{MULTI_TRAIN}/GT", None, "multiclass"
-    ),
+    "multiclass-train": Split("multiclass-train", f"{MULTI_TRAIN}/Imgs", f"{MULTI_TRAIN}/GT", None, "multiclass"),
     "lung-test": Split("lung-test", f"{LUNG_TEST}/Imgs", f"{LUNG_TEST}/GT"),
     "multiclass-test": Split("multiclass-test", f"{MULTI_TEST}/Imgs", f"{MULTI_TEST}/GT", None, "multiclass"),
-    "multiclass-test-ggo": Split(
-        "multiclass-test-ggo", f"{MULTI_TEST}/Imgs", f"{MULTI_TEST}/GT-1", None, "bool"
-    ),
+    "multiclass-test-ggo": Split("multiclass-test-ggo", f"{MULTI_TEST}/Imgs", f"{MULTI_TEST}/GT-1", None, "bool"),
     "multiclass-test-consolidation": Split(
         "multiclass-test-consolidation", f"{MULTI_TEST}/Imgs", f"{MULTI_TEST}/GT-2", None, "bool"
     ),

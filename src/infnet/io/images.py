@@ -99,6 +99,4 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InfnetError(f"{folder}: folder not found")
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith("."))

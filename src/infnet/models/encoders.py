@@ -32,12 +32,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ENCODERS: dict[str, EncoderSpec] = {
-    "efficientnet_lite2": EncoderSpec(
-        "tf_efficientnet_lite2", (16, 24, 48, 120, 352), (0.5,) * 3, (0.5,) * 3
-    ),
-    "efficientnet_lite0": EncoderSpec(
-        "tf_efficientnet_lite0", (16, 24, 40, 112, 320), (0.5,) * 3, (0.5,) * 3
-    ),
+    "efficientnet_lite2": EncoderSpec("tf_efficientnet_lite2", (16, 24, 48, 120, 352), (0.5,) * 3, (0.5,) * 3),
+    "efficientnet_lite0": EncoderSpec("tf_efficientnet_lite0", (16, 24, 40, 112, 320), (0.5,) * 3, (0.5,) * 3),
     "res2net50_v1b": EncoderSpec("res2net50d", (64, 256, 512, 1024, 2048), IMAGENET_MEAN, IMAGENET_STD),
 }
 
@@ -111,9 +107,7 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign file
-        raise InfnetError(
-            f"{path}: cannot read weights ({exc.__class__.__name__}: {str(exc)[:120]})"
-        ) from None
+        raise InfnetError(f"{path}: cannot read weights ({exc.__class__.__name__}: {str(exc)[:120]})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -47,14 +47,10 @@ class InfNetConfig:
         return cls(**d)
 
 
-def conv_bn(
-    cin: int, cout: int, k: int = 3, dilation: int = 1, relu: bool = True, padding=None
-) -> nn.Sequential:
+def conv_bn(cin: int, cout: int, k: int = 3, dilation: int = 1, relu: bool = True, padding=None) -> nn.Sequential:
     """Conv + BN (+ ReLU) with 'same' padding for odd or (h, w) kernels."""
     if padding is None:
-        padding = (
-            tuple((kk - 1) // 2 * dilation for kk in k) if isinstance(k, tuple) else (k - 1) // 2 * dilation
-        )
+        padding = tuple((kk - 1) // 2 * dilation for kk in k) if isinstance(k, tuple) else (k - 1) // 2 * dilation
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, k, padding=padding, dilation=dilation, bias=False),
         nn.BatchNorm2d(cout),
@@ -126,9 +122,7 @@ class ReverseAttention(nn.Module):
         super().__init__()
         self.reduce = conv_bn(cin, mid, 1)
         self.fuse = conv_bn(mid + edge_channels, mid, 3)
-        self.refine = nn.Sequential(
-            conv_bn(mid, mid, 3), conv_bn(mid, mid, 3), nn.Conv2d(mid, 1, 3, padding=1)
-        )
+        self.refine = nn.Sequential(conv_bn(mid, mid, 3), conv_bn(mid, mid, 3), nn.Conv2d(mid, 1, 3, padding=1))
 
     def forward(self, feat: torch.Tensor, prior: torch.Tensor, edge: torch.Tensor | None) -> torch.Tensor:
         prior = resize(prior, feat.shape[-2:])

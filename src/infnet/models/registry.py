@@ -90,9 +90,7 @@ def model_spec(model: nn.Module) -> dict:
     return {"arch": getattr(model, "arch_name", "infnet"), "config": model.config.to_dict()}
 
 
-def save_checkpoint(
-    model: nn.Module, path: str | Path, extra: dict | None = None, half: bool = False
-) -> None:
+def save_checkpoint(model: nn.Module, path: str | Path, extra: dict | None = None, half: bool = False) -> None:
     """Write the model's weights as safetensors with its architecture in the metadata (atomic)."""
     from safetensors.torch import save
 
@@ -116,9 +114,7 @@ def read_checkpoint_meta(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except Exception as exc:
-        raise InfnetError(
-            f"{path}: not a readable safetensors checkpoint ({exc.__class__.__name__})"
-        ) from None
+        raise InfnetError(f"{path}: not a readable safetensors checkpoint ({exc.__class__.__name__})") from None
     if "infnet" not in meta:
         raise InfnetError(f"{path}: safetensors file has no infnet architecture metadata")
     return json.loads(meta["infnet"])
@@ -156,12 +152,9 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source) 
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
         if shape:
             k = shape[0]
-            parts.append(
-                f"{len(shape)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})"
-            )
+            parts.append(f"{len(shape)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
         raise InfnetError(
-            f"{source}: weights do not fit architecture {getattr(model, 'arch_name', '?')}: "
-            + "; ".join(parts)
+            f"{source}: weights do not fit architecture {getattr(model, 'arch_name', '?')}: " + "; ".join(parts)
         )
     model.load_state_dict(state, strict=True)
 

@@ -33,9 +33,7 @@ def bundled_entry(name: str) -> dict:
     """The registry entry (name, arch, file, sha256, input size, normalisation, data, licence, metrics)."""
     reg = _registry()
     if name not in reg:
-        raise InfnetError(
-            f"unknown bundled model '{name}'; choose from: {', '.join(sorted(reg)) or '(none)'}"
-        )
+        raise InfnetError(f"unknown bundled model '{name}'; choose from: {', '.join(sorted(reg)) or '(none)'}")
     return reg[name]
 
 
@@ -57,9 +55,7 @@ def load_bundled(name: str) -> nn.Module:
         raise InfnetError(f"{path}: bundled weights file missing (reinstall infnet)")
     digest = sha256_file(path)
     if digest != entry["sha256"]:
-        raise InfnetError(
-            f"{path}: sha256 {digest[:12]}... does not match the registry ({entry['sha256'][:12]}...)"
-        )
+        raise InfnetError(f"{path}: sha256 {digest[:12]}... does not match the registry ({entry['sha256'][:12]}...)")
     model = load_checkpoint(path, expect_arch=entry["arch"])
     model.bundled_entry = entry
     return model

@@ -43,11 +43,17 @@ def disk(radius: int) -> np.ndarray:
 
 
 def _close_fill(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary closing that does not erode at the border (pad first), then hole filling."""
-    if radius > 0 and mask.any():
-        padded = np.pad(mask, radius)
-        mask = ndi.binary_closing(padded, disk(radius))[radius:-radius, radius:-radius]
-    return ndi.binary_fill_holes(mask)
+    """Binary closing that does not erode at the border (pad first), then hole filling; works in the mask's box."""
+    if not mask.any():
+        return mask
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    sub = np.pad(mask[box], radius + 1)
+    if radius > 0:
+        sub = ndi.binary_closing(sub, disk(radius))
+    out = np.zeros_like(mask)
+    out[box] = ndi.binary_fill_holes(sub)[radius + 1 : -(radius + 1), radius + 1 : -(radius + 1)]
+    return out
 
 
 def _downsample(block: np.ndarray, f: int) -> np.ndarray:

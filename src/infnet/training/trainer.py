@@ -157,12 +157,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
     sampler = (
-        torch.utils.data.distributed.DistributedSampler(train_set, shuffle=True, seed=cfg.seed)
-        if world > 1
-        else None
+        torch.utils.data.distributed.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None
     )
     sizes = [scaled_size(cfg.train_size, r) for r in cfg.rates]
     metrics_path = run_dir / "metrics.csv"
+    epoch_times: list[float] = []
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         for group in optimizer.param_groups:
@@ -210,9 +209,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         save_checkpoint(model, run_dir / "last.safetensors", extra={"epoch": epoch + 1})
         if score >= best:
             best = score
-            save_checkpoint(
-                model, run_dir / "best.safetensors", extra={"epoch": epoch + 1, "val_dice": val_dice}
-            )
+            save_checkpoint(model, run_dir / "best.safetensors", extra={"epoch": epoch + 1, "val_dice": val_dice})
         _save_state(state_path, epoch, optimizer, best, scaler)
         row = dict(
             epoch=epoch + 1,
@@ -223,8 +220,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         )
         _append_csv(metrics_path, row)
         if progress:
+            epoch_times.append(row["seconds"])
+            eta_min = np.mean(epoch_times) * (cfg.epochs - epoch - 1) / 60
             print(
-                f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val_dice {val_dice:.4f} ({row['seconds']} s)",
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} val_dice {val_dice:.4f} "
+                f"({row['seconds']} s, ETA {eta_min:.0f} min)",
                 flush=True,
             )
     if world > 1:
