@@ -9,6 +9,7 @@ stays bounded (< 4 GB for 1000 slices).
     .venv/bin/python benchmarks/bench_segment.py --fake                 # before trained weights exist
     .venv/bin/python benchmarks/bench_segment.py --model infnet-effl2-semiseg
     .venv/bin/python benchmarks/bench_segment.py --fake --slices 1000   # the memory bound
+    .venv/bin/python benchmarks/bench_segment.py --arch infnet-effl2    # model cost without trained weights
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def make_volume(path: Path, slices: int, size: int) -> float:
     return hu.nbytes / 1e6
 
 
-def run_child(volume: Path, outdir: Path, model: str | None, fake: bool, probabilities: bool) -> dict:
+def run_child(
+    volume: Path, outdir: Path, model: str | None, fake: bool, probabilities: bool, arch: str | None = None
+) -> dict:
     """The timed part (in its own process, so the peak memory is the pipeline's)."""
     from infnet.scan.outputs import write_outputs
     from infnet.scan.pipeline import segment_file
@@ -56,6 +59,11 @@ def run_child(volume: Path, outdir: Path, model: str | None, fake: bool, probabi
     t0 = time.perf_counter()
     if fake:
         predictor = ThresholdPredictor()
+    elif arch:  # untrained network of the same architecture: the right cost, meaningless masks
+        from infnet.inference import Segmenter
+        from infnet.models.registry import create_model
+
+        predictor = Segmenter(create_model(arch), name=f"{arch}-untrained", device="cpu")
     else:
         from infnet.inference import Segmenter
 
@@ -84,11 +92,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--model", default=None, help="model name or checkpoint (default: bundled)")
     parser.add_argument("--fake", action="store_true", help="threshold stand-in instead of a trained model")
+    parser.add_argument("--arch", default=None, help="time an untrained architecture (e.g. infnet-effl2)")
     parser.add_argument("--probabilities", action="store_true", help="also write probability maps")
     parser.add_argument("--child", nargs=2, metavar=("VOLUME", "OUTDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        stats = run_child(Path(args.child[0]), Path(args.child[1]), args.model, args.fake, args.probabilities)
+        stats = run_child(
+            Path(args.child[0]), Path(args.child[1]), args.model, args.fake, args.probabilities, args.arch
+        )
         print(json.dumps(stats))
         return
     with tempfile.TemporaryDirectory(prefix="infnet-bench-") as tmp:
@@ -99,6 +110,7 @@ def main() -> None:
               f"{time.perf_counter() - t:.1f} s")  # fmt: skip
         cmd = [sys.executable, __file__, "--child", str(volume), str(Path(tmp) / "out")]
         cmd += ["--fake"] if args.fake else (["--model", args.model] if args.model else [])
+        cmd += ["--arch", args.arch] if args.arch else []
         cmd += ["--probabilities"] if args.probabilities else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

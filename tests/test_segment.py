@@ -256,3 +256,20 @@ def test_demo_runs_on_bundled_samples(tmp_path, fake, capsys):
     for sub in ("chest_ct", "slices"):
         assert (tmp_path / "demo" / sub / "report.html").is_file()
     assert (tmp_path / "demo" / "chest_ct" / "mask.nii.gz").is_file()
+
+
+def test_lungmask_package_option_is_wired(phantom, monkeypatch):
+    from infnet.scan import lungmask as lm
+
+    calls = []
+
+    def fake_package(image):
+        calls.append(image.GetSize())
+        arr = sitk.GetArrayFromImage(image)
+        return np.where(arr < -700, 1, 0).astype(np.uint8)
+
+    monkeypatch.setattr(lm, "lungmask_package_available", lambda: True)
+    monkeypatch.setattr(lm, "lungmask_package_mask", fake_package)
+    result = segment_file(FakePredictor(), phantom)  # auto: the package when it is usable
+    assert result.settings["lung_mask"] == "lungmask" and calls
+    assert segment_file(FakePredictor(), phantom, lung_mask="classical").settings["lung_mask"] == "classical"

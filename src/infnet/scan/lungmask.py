@@ -7,8 +7,8 @@ Volume method (on the training-oriented view, see :func:`infnet.scan.preprocess.
    (and the gap above the table) unless their median HU is above -950, which lung parenchyma is but room air
    (about -1000) is not: that keeps lungs cut by a small field of view;
 3. 3D connected components: drop pure-air ones (median below -910 HU: bowel and stomach gas), keep at most
-   the two largest, each at least 20 mL (less for scans under 5 cm long) and 15% of the largest
-   (drops bowel and stomach gas); small, very dark round regions near the midline are the trachea and go;
+   the two largest, each at least 20 mL (less for scans under 5 cm long) and 15% of the largest; small,
+   very dark regions near the midline (trachea) are removed slice by slice;
 4. split right/left: two 3D components, separated by in-plane erosion when they touch (see :func:`split_sides`);
 5. per lung and slice: closing (6 mm) and hole filling to take in vessels, airway walls and small dense lesions;
 6. back to full resolution by bilinear upsampling of each lung's mask.

@@ -205,7 +205,9 @@ def segment_volume(
             import SimpleITK as sitk
 
             image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array))
-            image.SetSpacing(geom.spacing), image.SetOrigin(geom.origin), image.SetDirection(geom.direction)
+            image.SetSpacing(geom.spacing)
+            image.SetOrigin(geom.origin)
+            image.SetDirection(geom.direction)
         lungs[...] = lm.lungmask_package_mask(image).reshape(lungs.shape)
     else:
         to_hu = uint8_to_hu if mode == "8bit" else None
@@ -220,37 +222,43 @@ def segment_volume(
     px_mm2 = spacing[1] * spacing[2]
     sampling = (spacing[1], spacing[2])
     n = view.shape[0]
+
+    def flush(items: list) -> None:
+        preds = _predict(predictor, [c for _, _, c in items], input_size, len(classes))
+        for (s, box, _), prob in zip(items, preds, strict=True):
+            lung_crop = np.asarray(lung_view[s][box])
+            allowed = ndi.distance_transform_edt(lung_crop == 0, sampling=sampling) <= margin_mm
+            labels = labels_from_prob(prob, threshold)
+            labels[~allowed] = 0
+            mask_view[s][box] = labels
+            extra = (labels > 0) & (lung_crop == 0)
+            if extra.any():  # dense infection the threshold mask missed: it is lung
+                lung_view[s][box] = np.where(extra, lm.nearest_label(extra, lung_crop, sampling), lung_crop)
+            for c, pv in enumerate(prob_views):
+                pv[s][box] = np.clip(prob[c] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        items.clear()
+
     with _progress(n, volume.path.name, progress) as bar:
-        for z0 in range(0, n, batch_size):
-            items = []
-            for s in range(z0, min(n, z0 + batch_size)):
-                region = lung_view[s] > 0
-                if np.count_nonzero(region) * px_mm2 < MIN_LUNG_AREA_MM2:
-                    continue
+        items: list = []  # (slice, box, 8-bit crop): only batch_size crops are held at a time
+        for s in range(n):
+            region = lung_view[s] > 0
+            if np.count_nonzero(region) * px_mm2 >= MIN_LUNG_AREA_MM2:  # else: no lung, nothing to predict
                 box = lung_box(region, sampling, margin_mm)
                 raw = np.asarray(view[s][box])
                 crop = window_to_uint8(raw) if mode == "hu" else np.clip(raw, 0, 255).astype(np.uint8)
                 items.append((s, box, crop))
-            preds = _predict(predictor, [c for _, _, c in items], input_size, len(classes))
-            for (s, box, _), prob in zip(items, preds, strict=True):
-                lung_crop = np.asarray(lung_view[s][box])
-                allowed = ndi.distance_transform_edt(lung_crop == 0, sampling=sampling) <= margin_mm
-                labels = labels_from_prob(prob, threshold)
-                labels[~allowed] = 0
-                mask_view[s][box] = labels
-                extra = (labels > 0) & (lung_crop == 0)
-                if extra.any():  # dense infection the threshold mask missed: it is lung
-                    lung_view[s][box] = np.where(extra, lm.nearest_label(extra, lung_crop, sampling), lung_crop)
-                for c, pv in enumerate(prob_views):
-                    pv[s][box] = np.clip(prob[c] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            bar.update(min(n, z0 + batch_size) - z0)
+            if len(items) == batch_size or s == n - 1:
+                flush(items)
+            bar.update(1)
     timings["segmentation"] = time.perf_counter() - t
 
     t = time.perf_counter()
     measurements = measure_volume(lung_view, mask_view, classes, spacing)
     timings["measure"] = time.perf_counter() - t
     settings = {
-        "intensity": mode, "window": {"level": WINDOW_LEVEL, "width": WINDOW_WIDTH} if mode == "hu" else None,
+        "intensity": mode,
+        "window": {"level": WINDOW_LEVEL, "width": WINDOW_WIDTH,
+                   "source": "estimated from COVID-SemiSeg training JPG histograms"} if mode == "hu" else None,
         "lung_mask": method, "threshold": threshold, "input_size": input_size, "margin_mm": margin_mm,
         "orientation": "axial slices transposed to the training orientation (rows right->left, cols A->P)",
     }  # fmt: skip

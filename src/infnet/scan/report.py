@@ -156,7 +156,7 @@ def area_plot(rows: list[dict], classes: tuple[str, ...], unit: str, width: int 
     for t in np.linspace(0, ymax, 5):
         _, y = xy(0, t)
         draw.line([left - 4, y, left, y], fill="black")
-        draw.text((4, y - 7), f"{t:.4g}", fill="black", font=font)
+        draw.text((4, y - 7), f"{t:,.0f}" if ymax >= 100 else f"{t:.3g}", fill="black", font=font)
     for t in np.unique(np.linspace(0, max(n - 1, 0), min(n, 8)).round().astype(int)):
         x, _ = xy(t, 0)
         draw.line([x, top + ph, x, top + ph + 4], fill="black")
@@ -165,8 +165,9 @@ def area_plot(rows: list[dict], classes: tuple[str, ...], unit: str, width: int 
         pts = [xy(i, v) for i, v in enumerate(values[name])]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=2)
-        elif pts:
-            draw.ellipse([pts[0][0] - 3, pts[0][1] - 3, pts[0][0] + 3, pts[0][1] + 3], fill=colour)
+        if len(pts) <= 30:  # few slices (2D inputs): mark each value
+            for px, py in pts:
+                draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
     label = "mm^2" if unit == "mm2" else "pixels"  # the default bitmap font has no superscript 2
     draw.text((left, 4), f"infected area per slice ({label}); shaded: slices with lung", fill="black", font=font)
     draw.text((left + pw // 2 - 20, height - 16), "slice", fill="black", font=font)

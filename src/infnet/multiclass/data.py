@@ -1,0 +1,128 @@
+"""Multi-class data: a CT slice + an infection prior in, a label map out (0 background, 1 GGO, 2 consolidation).
+
+The network input has 4 channels: the grey slice repeated to 3 normalised channels (as for the binary models) and
+the infection prior binarised at > 127, scaled to [-1, 1]. Training uses the ground-truth infection mask as the
+prior (paper section III-E); at inference the prior comes from a binary infection model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from infnet.data.dataset import to_tensor_image
+from infnet.data.pairs import index_by_stem, pair_by_stem
+from infnet.errors import InfnetError
+from infnet.io.images import read_gray, read_label
+
+CLASSES = ("background", "ggo", "consolidation")
+NUM_CLASSES = len(CLASSES)
+IN_CHANS = 4
+
+
+def read_class_label(path: str | Path) -> np.ndarray:
+    """Read a class-index mask (palette PNG or grey) as uint8 (H,W) in {0,1,2}; other values raise naming the file."""
+    label = read_label(path)
+    bad = sorted(set(np.unique(label).tolist()) - set(range(NUM_CLASSES)))
+    if bad:
+        shown = ", ".join(str(v) for v in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise InfnetError(
+            f"{path}: unknown class values {shown} (expected 0 background, 1 ground-glass opacity, 2 consolidation)"
+        )
+    return label
+
+
+def read_prior(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """Read an infection prior as uint8 {0,255} and check it has the slice's ``shape`` (H,W)."""
+    prior = read_gray(path)
+    if prior.shape != tuple(shape):
+        raise InfnetError(
+            f"{path}: prior size {prior.shape[1]}x{prior.shape[0]} differs from its image {shape[1]}x{shape[0]}"
+        )
+    return np.where(prior > 127, 255, 0).astype(np.uint8)
+
+
+def to_input(
+    gray: np.ndarray, prior: np.ndarray, size: int | None, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """uint8 slice (H,W) + uint8 prior (H,W) -> float (4,S,S): 3 normalised grey channels + prior in [-1, 1]."""
+    image = to_tensor_image(gray, size, mean, std)
+    p = torch.from_numpy((np.asarray(prior) > 127).astype(np.float32))[None, None]
+    if size is not None:
+        p = F.interpolate(p, size=(size, size), mode="bilinear", align_corners=False)
+    return torch.cat([image, p[0] * 2.0 - 1.0], dim=0)
+
+
+def resize_label(label: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """Nearest-neighbour resize of a label map (H,W) -> int64 (S,S)."""
+    t = torch.as_tensor(np.asarray(label), dtype=torch.float32)[None, None]
+    return F.interpolate(t, size=(size, size), mode="nearest")[0, 0].long()
+
+
+class MultiClassDataset(Dataset):
+    """(input 4xSxS, label SxS int64) pairs held in memory.
+
+    ``prior_dir`` None derives the prior from the label (label > 0 = the infection ground truth).
+    """
+
+    def __init__(
+        self,
+        image_dir: str | Path,
+        label_dir: str | Path,
+        prior_dir: str | Path | None = None,
+        stems: list[str] | None = None,
+        size: int = 352,
+        mean: Sequence[float] = (0.5, 0.5, 0.5),
+        std: Sequence[float] = (0.5, 0.5, 0.5),
+        augment: bool = False,
+    ):
+        pairs = pair_by_stem(image_dir, label_dir, stems)
+        priors = index_by_stem(prior_dir) if prior_dir else None
+        self.stems, self.images, self.labels, self.priors = [], [], [], []
+        for stem, img_path, label_path in pairs:
+            img, label = read_gray(img_path), read_class_label(label_path)
+            if img.shape != label.shape:
+                raise InfnetError(
+                    f"{label_path}: label size {label.shape[1]}x{label.shape[0]} differs from its image "
+                    f"{img.shape[1]}x{img.shape[0]}"
+                )
+            if priors is None:
+                prior = np.where(label > 0, 255, 0).astype(np.uint8)
+            elif stem not in priors:
+                raise InfnetError(f"{img_path}: no prior with stem '{stem}' in {prior_dir}")
+            else:
+                prior = read_prior(priors[stem], img.shape)
+            self.stems.append(stem)
+            self.images.append(img)
+            self.labels.append(label)
+            self.priors.append(prior)
+        self.size, self.mean, self.std, self.augment = size, tuple(mean), tuple(std), augment
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = to_input(self.images[i], self.priors[i], self.size, self.mean, self.std)
+        y = resize_label(self.labels[i], self.size)
+        if self.augment:  # random flips (torch's global RNG, so resumed runs replay it)
+            if torch.rand(()) < 0.5:
+                x, y = x.flip(-1), y.flip(-1)
+            if torch.rand(()) < 0.5:
+                x, y = x.flip(-2), y.flip(-2)
+        return x, y
+
+
+def class_dice(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Per-image Dice of classes 1..C-1 for int label maps (B,H,W); (B, C-1). Empty GT and prediction count as 1."""
+    out = []
+    for c in range(1, NUM_CLASSES):
+        p, g = pred == c, label == c
+        inter = (p & g).sum(dim=(1, 2)).float()
+        total = (p.sum(dim=(1, 2)) + g.sum(dim=(1, 2))).float()
+        out.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
+    return torch.stack(out, dim=1)

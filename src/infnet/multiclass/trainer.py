@@ -1,0 +1,233 @@
+"""Multi-class training (paper section III-E): image + infection prior -> background / GGO / consolidation.
+
+Cross-entropy, Adam, one learning-rate step. The run directory mirrors the binary trainer's::
+
+    run/config.json        MultiClassConfig (task = multiclass)
+    run/metrics.csv        epoch, lr, train_loss, val_dice (mean of GGO and consolidation Dice), seconds
+    run/last.safetensors   weights after the last finished epoch (infnet checkpoint, input_size in metadata)
+    run/best.safetensors   best validation Dice (the last epoch without validation)
+    run/state.pt           optimizer + RNG + epoch for ``resume`` (tensor-only)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from infnet.data import semiseg
+from infnet.errors import InfnetError
+from infnet.io.images import atomic_write_bytes, atomic_write_text
+from infnet.models.registry import create_model, save_checkpoint
+from infnet.multiclass.data import CLASSES, IN_CHANS, NUM_CLASSES, MultiClassDataset, class_dice
+from infnet.training.trainer import _append_csv, _progress, pick_device
+
+PRIOR_DIR = f"{semiseg.MULTI_TRAIN}/Prior"
+
+
+@dataclass
+class MultiClassConfig:
+    """Multi-class training settings; saved as config.json (``task`` marks the run directory's kind)."""
+
+    model: str = "fcn8s-effl2"
+    encoder_weights: str | None = "imagenet"
+    data: str | None = None  # COVID-SemiSeg root (MultiClassInfection-Train + split lists)
+    train_split: str = "train"
+    val_split: str | None = "val"
+    train_images: str | None = None
+    train_labels: str | None = None
+    train_priors: str | None = None  # None: the prior is the GT infection mask (label > 0)
+    val_images: str | None = None
+    val_labels: str | None = None
+    val_priors: str | None = None
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 1e-4
+    decay_epoch: int = 50
+    decay_rate: float = 0.1
+    clip: float = 0.5
+    train_size: int = 352
+    rates: list[float] = field(default_factory=lambda: [1.0])
+    augment: bool = False
+    seed: int = 0
+    device: str = "auto"
+    task: str = "multiclass"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def load(cls, path: str | Path) -> MultiClassConfig:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InfnetError(f"{path}: cannot read training config ({exc.__class__.__name__})") from None
+        if d.get("task") != "multiclass":
+            raise InfnetError(f"{path.parent}: not a multi-class run directory (model '{d.get('model', '?')}')")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InfnetError(f"{path}: unknown multi-class config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.lr * (self.decay_rate if epoch >= self.decay_epoch else 1.0)
+
+
+def resolve_data(cfg: MultiClassConfig) -> dict:
+    """Dataset keyword arguments for train (and val) from explicit folders or the COVID-SemiSeg root."""
+    out: dict = {}
+    if cfg.train_images:
+        if not cfg.train_labels:
+            raise InfnetError(f"{cfg.train_images}: training images given without --train-labels")
+        out["train"] = dict(image_dir=cfg.train_images, label_dir=cfg.train_labels, prior_dir=cfg.train_priors)
+        if cfg.val_images:
+            if not cfg.val_labels:
+                raise InfnetError(f"{cfg.val_images}: validation images given without --val-labels")
+            out["val"] = dict(image_dir=cfg.val_images, label_dir=cfg.val_labels, prior_dir=cfg.val_priors)
+        return out
+    root = Path(cfg.data) if cfg.data else semiseg.find_dataset()
+    split = semiseg.SPLITS["multiclass-train"]
+    prior = root / PRIOR_DIR if (root / PRIOR_DIR).is_dir() else None
+    base = dict(image_dir=root / split.image_dir, label_dir=root / split.mask_dir, prior_dir=prior)
+    out["train"] = dict(base, stems=semiseg.read_split_list(root, cfg.train_split))
+    if cfg.val_split:
+        out["val"] = dict(base, stems=semiseg.read_split_list(root, cfg.val_split))
+    return out
+
+
+def build_model(name: str, encoder_weights: str | None):
+    """A registered baseline with 4 input channels and 3 classes (Inf-Net itself is binary-only)."""
+    from infnet.models.baselines import BASELINES
+
+    if name not in BASELINES:
+        raise InfnetError(f"'{name}' cannot do multi-class segmentation; choose from: {', '.join(BASELINES)}")
+    return create_model(name, encoder_weights=encoder_weights, in_chans=IN_CHANS, num_classes=NUM_CLASSES)
+
+
+def multiclass_loss(outputs: dict, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over the model's side outputs (baselines have one)."""
+    return sum(F.cross_entropy(m.float(), labels) for m in outputs["maps"])
+
+
+@torch.inference_mode()
+def validate(model, dataset: MultiClassDataset, device: torch.device, batch_size: int = 8) -> float:
+    """Mean per-image Dice over GGO and consolidation (argmax prediction)."""
+    model.eval()
+    scores = []
+    for i in range(0, len(dataset), batch_size):
+        items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
+        x = torch.stack([t[0] for t in items]).to(device)
+        y = torch.stack([t[1] for t in items]).to(device)
+        pred = model(x)["out"].argmax(dim=1)
+        scores.append(class_dice(pred, y).mean(dim=1).cpu())
+    model.train()
+    return float(torch.cat(scores).mean())
+
+
+def _resize_batch(x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x, y
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    y = F.interpolate(y[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
+    return x, y
+
+
+def _save_state(path: Path, epoch: int, optimizer, best: float) -> None:
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "epoch": torch.tensor(epoch),
+            "best": torch.tensor(best),
+            "optimizer": optimizer.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+        },
+        buf,
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def train_multiclass(
+    cfg: MultiClassConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
+) -> Path:
+    """Train per ``cfg`` into ``run_dir``; returns the best checkpoint. ``resume`` continues from state.pt."""
+    from infnet.data.dataset import scaled_size
+
+    run_dir = Path(run_dir)
+    state_path = run_dir / "state.pt"
+    if resume:
+        if not state_path.is_file():
+            raise InfnetError(f"{run_dir}: nothing to resume (no state.pt)")
+        saved = MultiClassConfig.load(run_dir / "config.json")
+        if saved.model != cfg.model:
+            raise InfnetError(f"{run_dir}: run directory is for model '{saved.model}', not '{cfg.model}'")
+        saved.epochs = max(saved.epochs, cfg.epochs)
+        cfg = saved
+    elif state_path.exists():
+        raise InfnetError(f"{run_dir}: run directory already holds a run; use --resume or another --out")
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    data = resolve_data(cfg)
+    model = build_model(cfg.model, None if resume else cfg.encoder_weights).to(device)
+    norm = dict(size=cfg.train_size, mean=model.mean, std=model.std)
+    train_set = MultiClassDataset(**data["train"], **norm, augment=cfg.augment)
+    val_set = MultiClassDataset(**data["val"], **norm) if "val" in data else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start_epoch, best = 0, -1.0
+    if resume:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(run_dir / "last.safetensors")))
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", cfg.to_json())
+    sizes = [scaled_size(cfg.train_size, r) for r in cfg.rates]
+    extra = {"input_size": cfg.train_size, "task": "multiclass", "classes": list(CLASSES)}
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr_at(epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+        losses = []
+        model.train()
+        for x, y in _progress(loader, f"epoch {epoch + 1}/{cfg.epochs}", progress):
+            x, y = x.to(device), y.to(device)
+            for size in sizes:
+                xs, ys = _resize_batch(x, y, size)
+                optimizer.zero_grad(set_to_none=True)
+                loss = multiclass_loss(model(xs), ys)
+                loss.backward()
+                torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
+                optimizer.step()
+                losses.append(float(loss.detach()))
+        val_dice = validate(model, val_set, device) if val_set is not None else float("nan")
+        score = val_dice if val_set is not None else float(epoch)
+        save_checkpoint(model, run_dir / "last.safetensors", extra={**extra, "epoch": epoch + 1})
+        if score >= best:
+            best = score
+            save_checkpoint(
+                model, run_dir / "best.safetensors", extra={**extra, "epoch": epoch + 1, "val_dice": val_dice}
+            )
+        _save_state(state_path, epoch, optimizer, best)
+        row = dict(
+            epoch=epoch + 1,
+            lr=cfg.lr_at(epoch),
+            train_loss=round(float(np.mean(losses)), 5),
+            val_dice=round(val_dice, 5),
+            seconds=round(time.time() - t0, 1),
+        )
+        _append_csv(run_dir / "metrics.csv", row)
+        if progress:
+            print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val_dice {val_dice:.4f} ({row['seconds']} s)")
+    return run_dir / "best.safetensors"
