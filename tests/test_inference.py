@@ -112,3 +112,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and "infnet 0.1.0" in capsys.readouterr().out
+
+
+def test_segmenter_on_files_and_hu_volumes(tiny_ckpt, tmp_path):
+    """The real Segmenter (tiny untrained weights) drives the scan pipeline: slices, HU arrays, files."""
+    from infnet.scan.samples import bundled_samples, synthetic_chest_ct
+
+    seg = Segmenter.from_pretrained(tiny_ckpt, device="cpu")
+    result = seg.segment_file(bundled_samples() / "slices" / "semiseg_test_60.jpg", progress=False)
+    assert result.measurements and not result.is_volume
+    arr, _ = synthetic_chest_ct(shape=(3, 96, 96))
+    mask = seg.predict(arr)  # int16 HU volume -> scan pipeline (window, orientation, lung crop)
+    assert mask.shape == arr.shape and mask.dtype == np.uint8

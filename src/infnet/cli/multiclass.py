@@ -1,0 +1,97 @@
+"""`infnet multiclass train|predict`: GGO / consolidation segmentation guided by an infection prior."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NONE = {"none", "None", ""}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from infnet.multiclass.config import MultiClassConfig
+
+    d = MultiClassConfig()
+    p = sub.add_parser("multiclass", help="multi-class (GGO / consolidation) training and prediction")
+    msub = p.add_subparsers(dest="multiclass_command", metavar="ACTION", required=True)
+
+    t = msub.add_parser("train", help="train a multi-class model (image + GT infection prior, cross-entropy)")
+    t.add_argument("--out", required=True, help="run directory (config, metrics.csv, checkpoints)")
+    t.add_argument("--model", default=d.model, help="a baseline architecture, e.g. fcn8s-effl2, fcn8s-vgg16")
+    t.add_argument("--encoder-weights", default=d.encoder_weights, help="'imagenet', a state-dict path, or 'none'")
+    t.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
+    t.add_argument("--train-split", default=d.train_split, choices=["train", "trainval"])
+    t.add_argument("--val-split", default=d.val_split, help="'val' (5 slices) or 'none'")
+    t.add_argument("--train-images", help="folder of slices (instead of COVID-SemiSeg)")
+    t.add_argument("--train-labels", help="folder of class-index masks (0 bg, 1 GGO, 2 consolidation)")
+    t.add_argument("--train-priors", help="folder of infection priors (default: label > 0)")
+    t.add_argument("--val-images")
+    t.add_argument("--val-labels")
+    t.add_argument("--val-priors")
+    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--batch-size", type=int, default=d.batch_size)
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--decay-epoch", type=int, default=d.decay_epoch)
+    t.add_argument("--train-size", type=int, default=d.train_size, help="352 or 512 in the paper")
+    t.add_argument("--rates", type=float, nargs="+", default=d.rates, help="multi-scale rates")
+    t.add_argument("--augment", action="store_true", help="random flips")
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--device", default=d.device)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=run_train)
+
+    q = msub.add_parser("predict", help="write ggo/ and consolidation/ probability PNGs for a folder of slices")
+    q.add_argument("--model", required=True, help="multi-class checkpoint (.safetensors)")
+    q.add_argument(
+        "--infection-model", default=None, help="binary infection model giving the prior: bundled name or path"
+    )
+    q.add_argument("--input", required=True, help="a PNG/JPG slice or a folder of them")
+    q.add_argument("--output", required=True, help="output folder (ggo/ and consolidation/ PNGs per input stem)")
+    q.add_argument("--batch-size", type=int, default=8)
+    q.add_argument("--device", default=None)
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from infnet.multiclass.config import MultiClassConfig
+    from infnet.multiclass.trainer import train_multiclass
+
+    cfg = MultiClassConfig(
+        model=args.model,
+        encoder_weights=None if args.encoder_weights in NONE else args.encoder_weights,
+        data=args.data,
+        train_split=args.train_split,
+        val_split=None if args.val_split in NONE else args.val_split,
+        train_images=args.train_images,
+        train_labels=args.train_labels,
+        train_priors=args.train_priors,
+        val_images=args.val_images,
+        val_labels=args.val_labels,
+        val_priors=args.val_priors,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        decay_epoch=args.decay_epoch,
+        train_size=args.train_size,
+        rates=list(args.rates),
+        augment=args.augment,
+        seed=args.seed,
+        device=args.device,
+    )
+    best = train_multiclass(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from infnet.inference import predict_folder
+    from infnet.multiclass.predict import MultiClassSegmenter
+
+    seg = MultiClassSegmenter.from_pretrained(
+        args.model, infection_model=args.infection_model, device=args.device, batch_size=args.batch_size
+    )
+    written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
+    print(f"wrote {len(written)} probability maps to {args.output}/{{ggo,consolidation}} (model {seg.name})")
+    return 0

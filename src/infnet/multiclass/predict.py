@@ -1,0 +1,103 @@
+"""Multi-class inference: a binary infection model gives the prior, the multi-class model splits it into classes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from infnet.errors import InfnetError
+from infnet.inference import Segmenter
+from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
+
+
+class MultiClassSegmenter:
+    """Predictor for GGO and consolidation, following the :class:`~infnet.inference.Segmenter` contract.
+
+    ``predict_proba`` takes uint8 slices (N,H,W) and returns float32 (N,2,H,W): softmax probabilities of
+    ground-glass opacity and consolidation at the input's size. The prior is the infection model's prediction
+    binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E).
+    """
+
+    classes: tuple[str, ...] = ("ggo", "consolidation")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        infection: Segmenter,
+        name: str = "multiclass",
+        input_size: int = 352,
+        device=None,
+        batch_size: int = 8,
+        prior_threshold: float = 0.5,
+    ):
+        cfg = getattr(model, "config", None)
+        if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
+            raise InfnetError(f"model '{name}' is not a multi-class model (needs 4 input channels and 3 classes)")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.infection = infection
+        self.name = name
+        self.input_size = int(input_size)
+        self.batch_size = batch_size
+        self.prior_threshold = prior_threshold
+        self.mean, self.std = tuple(model.mean), tuple(model.std)
+
+    @classmethod
+    def from_pretrained(
+        cls, model_path: str | Path, infection_model: str | Path | None = None, device=None, **kw
+    ) -> MultiClassSegmenter:
+        """A multi-class checkpoint plus an infection model (bundled name or checkpoint path; default: bundled)."""
+        from infnet.models.registry import load_checkpoint
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise InfnetError(f"{path}: model file not found")
+        model = load_checkpoint(path)
+        infection = Segmenter.from_pretrained(infection_model, device=device)
+        if infection.classes != ("infection",):
+            raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
+        size = model.checkpoint_meta.get("input_size", 352)
+        name = f"{path.stem}+{infection.name}"
+        return cls(model, infection, name=name, input_size=size, device=device, **kw)
+
+    def priors(self, slices: list[np.ndarray]) -> list[np.ndarray]:
+        """Binary infection priors (uint8 {0,255}, input size) from the infection model."""
+        probs = self.infection.predict_proba([np.asarray(s) for s in slices])
+        return [np.where(p[0] >= self.prior_threshold, 255, 0).astype(np.uint8) for p in probs]
+
+    @torch.inference_mode()
+    def predict_proba(self, slices: np.ndarray | Iterable[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """(N,H,W) uint8 -> float32 (N,2,H,W); a list of (H,W) -> a list of (2,H,W)."""
+        if isinstance(slices, np.ndarray):
+            if slices.ndim != 3:
+                raise ValueError(f"expected (N,H,W) slices, got shape {slices.shape}")
+            out = np.empty((len(slices), len(self.classes), *slices.shape[1:]), dtype=np.float32)
+            for i in range(0, len(slices), self.batch_size):
+                chunk = list(slices[i : i + self.batch_size])
+                out[i : i + len(chunk)] = np.stack(self._forward(chunk))
+            return out
+        items = list(slices)
+        result: list[np.ndarray] = []
+        for i in range(0, len(items), self.batch_size):
+            result += self._forward(items[i : i + self.batch_size])
+        return result
+
+    def _forward(self, slices: list[np.ndarray]) -> list[np.ndarray]:
+        for s in slices:
+            if s.dtype != np.uint8 or s.ndim != 2:
+                raise ValueError(f"expected uint8 (H,W) slices, got {s.dtype} {s.shape}")
+        priors = self.priors(slices)
+        batch = torch.stack(
+            [to_input(s, p, self.input_size, self.mean, self.std) for s, p in zip(slices, priors, strict=True)]
+        )
+        logits = self.model(batch.to(self.device))["out"].float()
+        out = []
+        for s, lg in zip(slices, logits, strict=True):
+            lg = F.interpolate(lg[None], size=s.shape, mode="bilinear", align_corners=False)
+            out.append(torch.softmax(lg, dim=1)[0, 1:].cpu().numpy())
+        return out

@@ -1,0 +1,157 @@
+"""Building blocks of Semi-Inf-Net: the pseudo-label manifest, linked training folders, trainer steps."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from infnet.errors import InfnetError
+from infnet.io.images import atomic_write_bytes, read_gray, write_png
+from infnet.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training pair; ``key`` is its unique stem in linked folders (a prefix keeps sources apart)."""
+
+    key: str
+    image: Path
+    mask: Path
+
+
+class Manifest:
+    """JSON lines, one per pseudo-label: round, image, label, checkpoint, seed (append-only, crash tolerant)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.entries: dict[str, dict] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a kill
+                    continue
+                self.entries[entry["image"]] = entry
+
+    def done(self, image: Path) -> dict | None:
+        """The entry for ``image`` when its label file exists."""
+        entry = self.entries.get(str(image))
+        return entry if entry is not None and Path(entry["label"]).is_file() else None
+
+    def add(self, entry: dict) -> None:
+        self.entries[entry["image"]] = entry
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def link_samples(samples: list[Sample], folder: Path) -> tuple[Path, Path]:
+    """(Re)build ``folder/images`` and ``folder/masks`` as symlinks to the samples; the sources are untouched."""
+    folder = Path(folder)
+    for sub in ("images", "masks"):
+        target = folder / sub
+        if target.exists():
+            for p in target.iterdir():  # only our own links live here
+                if not p.is_symlink():
+                    raise InfnetError(f"{p}: unexpected file in a linked training folder; remove it")
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+    for s in samples:
+        for path, sub in ((s.image, "images"), (s.mask, "masks")):
+            if not path.is_file():
+                raise InfnetError(f"{path}: training file not found")
+            os.symlink(path.resolve(), folder / sub / f"{s.key}{path.suffix.lower()}")
+    return folder / "images", folder / "masks"
+
+
+def write_pseudo_labels(
+    checkpoint: Path,
+    images: list[Path],
+    out_dir: Path,
+    manifest: Manifest,
+    round_no: int,
+    seed: int,
+    threshold: float = 0.5,
+    input_size: int = 352,
+    device: str = "auto",
+    batch_size: int = 8,
+) -> None:
+    """Predict {0,255} PNG masks for ``images`` (skipping those already in the manifest) with ``checkpoint``."""
+    todo = [p for p in images if manifest.done(p) is None]
+    if not todo:
+        return
+    from infnet.inference import Segmenter
+    from infnet.models.registry import load_checkpoint
+
+    seg = Segmenter(
+        load_checkpoint(checkpoint),
+        name=Path(checkpoint).stem,
+        input_size=input_size,
+        device=None if device == "auto" else device,
+        batch_size=batch_size,
+    )
+    for i in range(0, len(todo), batch_size):
+        chunk = todo[i : i + batch_size]
+        probs = seg.predict_proba([read_gray(p) for p in chunk])
+        for path, prob in zip(chunk, probs, strict=True):
+            label = Path(out_dir) / f"{path.stem}.png"
+            write_png(label, np.where(prob[0] >= threshold, 255, 0).astype(np.uint8))
+            manifest.add(
+                dict(round=round_no, image=str(path), label=str(label), checkpoint=str(checkpoint), seed=seed)
+            )
+
+
+def _seed_run(run_dir: Path, cfg: TrainConfig, checkpoint: Path) -> None:
+    """Lay out ``run_dir`` like a trainer run stopped before its first epoch, with ``checkpoint``'s weights.
+
+    ``train(cfg, run_dir, resume=True)`` then fine-tunes the whole model from those weights with a fresh Adam
+    (the trainer's ``encoder_weights`` only initialises encoders). state.pt is written last, so a kill here
+    leaves a directory that is simply seeded again.
+    """
+    from infnet.models.registry import create_model, read_checkpoint_meta
+
+    meta = read_checkpoint_meta(checkpoint)
+    if meta["arch"] != cfg.model:
+        raise InfnetError(f"{checkpoint}: checkpoint is a '{meta['arch']}', expected '{cfg.model}'")
+    model = create_model(cfg.model, encoder_weights=None)
+    if meta["config"] != model.config.to_dict():
+        raise InfnetError(f"{checkpoint}: architecture config differs from the registered '{cfg.model}'")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    shutil.copyfile(checkpoint, run_dir / "last.safetensors")
+    state = {
+        "epoch": torch.tensor(-1),
+        "best": torch.tensor(-1.0),
+        "optimizer": torch.optim.Adam(model.parameters(), lr=cfg.lr).state_dict(),
+        "scaler": {},
+        "rng_cpu": torch.Generator().manual_seed(cfg.seed).get_state(),
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(run_dir / "state.pt", buf.getvalue())
+
+
+def train_step(cfg: TrainConfig, run_dir: Path, init: Path | None = None, progress: bool = True) -> Path:
+    """One trainer run, resumable: continue ``run_dir`` if it has state, else start (from ``init``'s weights).
+
+    Returns the run's ``last.safetensors`` (each step hands its final weights to the next).
+    """
+    from infnet.training.trainer import train
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "state.pt").is_file():
+        if init is not None:
+            _seed_run(run_dir, cfg, Path(init))
+        else:
+            train(cfg, run_dir, resume=False, progress=progress)
+            return run_dir / "last.safetensors"
+    train(cfg, run_dir, resume=True, progress=progress)
+    return run_dir / "last.safetensors"
