@@ -203,7 +203,9 @@ class FCN8s(_Baseline):
             self.encoder = VGG16Features(config.in_chans, config.base_channels)
             c3, c4, c5 = self.encoder.channels
             if encoder_weights not in (None, "imagenet"):
-                self.encoder.load_state_dict(load_state_file(encoder_weights))
+                from infnet.models.registry import load_state_strict
+
+                load_state_strict(self.encoder, load_state_file(encoder_weights), encoder_weights)
             elif encoder_weights == "imagenet":
                 warnings.warn("fcn8s-vgg16: no pretrained VGG16 offline; the encoder trains from scratch", stacklevel=3)
         elif config.encoder == "efficientnet_lite2":

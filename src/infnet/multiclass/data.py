@@ -60,7 +60,7 @@ def to_input(
 
 def resize_label(label: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """Nearest-neighbour resize of a label map (H,W) -> int64 (S,S)."""
-    t = torch.as_tensor(np.asarray(label), dtype=torch.float32)[None, None]
+    t = torch.from_numpy(np.array(label, dtype=np.float32))[None, None]
     return F.interpolate(t, size=(size, size), mode="nearest")[0, 0].long()
 
 

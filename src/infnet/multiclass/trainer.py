@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader
 from infnet.data import semiseg
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_bytes, atomic_write_text
-from infnet.multiclass.config import MultiClassConfig
 from infnet.models.registry import create_model, save_checkpoint
+from infnet.multiclass.config import MultiClassConfig
 from infnet.multiclass.data import CLASSES, IN_CHANS, NUM_CLASSES, MultiClassDataset, class_dice
-from infnet.training.trainer import _append_csv, _progress, pick_device
+from infnet.training.trainer import append_csv, pick_device, progress_bar
 
 PRIOR_DIR = f"{semiseg.MULTI_TRAIN}/Prior"
 __all__ = ["MultiClassConfig", "train_multiclass", "resolve_data", "build_model", "validate"]
@@ -105,9 +105,7 @@ def _save_state(path: Path, epoch: int, optimizer, best: float) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train_multiclass(
-    cfg: MultiClassConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
-) -> Path:
+def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train per ``cfg`` into ``run_dir``; returns the best checkpoint. ``resume`` continues from state.pt."""
     from infnet.data.dataset import scaled_size
 
@@ -152,7 +150,7 @@ def train_multiclass(
         loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
         losses = []
         model.train()
-        for x, y in _progress(loader, f"epoch {epoch + 1}/{cfg.epochs}", progress):
+        for x, y in progress_bar(loader, f"epoch {epoch + 1}/{cfg.epochs}", progress):
             x, y = x.to(device), y.to(device)
             for size in sizes:
                 xs, ys = _resize_batch(x, y, size)
@@ -178,7 +176,7 @@ def train_multiclass(
             val_dice=round(val_dice, 5),
             seconds=round(time.time() - t0, 1),
         )
-        _append_csv(run_dir / "metrics.csv", row)
+        append_csv(run_dir / "metrics.csv", row)
         if progress:
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val_dice {val_dice:.4f} ({row['seconds']} s)")
     return run_dir / "best.safetensors"

@@ -104,9 +104,7 @@ def write_pseudo_labels(
         for path, prob in zip(chunk, probs, strict=True):
             label = Path(out_dir) / f"{path.stem}.png"
             write_png(label, np.where(prob[0] >= threshold, 255, 0).astype(np.uint8))
-            manifest.add(
-                dict(round=round_no, image=str(path), label=str(label), checkpoint=str(checkpoint), seed=seed)
-            )
+            manifest.add(dict(round=round_no, image=str(path), label=str(label), checkpoint=str(checkpoint), seed=seed))
 
 
 def _seed_run(run_dir: Path, cfg: TrainConfig, checkpoint: Path) -> None:

@@ -179,7 +179,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
             drop_last=False,
         )
         losses = []
-        bar = _progress(loader, f"epoch {epoch + 1}/{cfg.epochs}", progress and rank == 0)
+        bar = progress_bar(loader, f"epoch {epoch + 1}/{cfg.epochs}", progress and rank == 0)
         net.train()
         for images, masks, edges in bar:
             images, masks, edges = images.to(device), masks.to(device), edges.to(device)
@@ -218,7 +218,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
             val_dice=round(val_dice, 5),
             seconds=round(time.time() - t0, 1),
         )
-        _append_csv(metrics_path, row)
+        append_csv(metrics_path, row)
         if progress:
             epoch_times.append(row["seconds"])
             eta_min = np.mean(epoch_times) * (cfg.epochs - epoch - 1) / 60
@@ -243,7 +243,7 @@ def _f32(v):
     return v.float() if isinstance(v, torch.Tensor) else v
 
 
-def _append_csv(path: Path, row: dict) -> None:
+def append_csv(path: Path, row: dict) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
@@ -252,7 +252,7 @@ def _append_csv(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def _progress(iterable, desc: str, enabled: bool):
+def progress_bar(iterable, desc: str, enabled: bool):
     if not enabled:
         return iterable
     from tqdm import tqdm
