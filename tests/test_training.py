@@ -196,3 +196,21 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / "best.safetensors").is_file() and len(_rows(run)) == 1
+
+
+def test_init_checkpoint_starts_from_given_weights(tmp_path):
+    imgs, masks = make_slices(tmp_path / "data", n=3)
+    first = tmp_path / "first"
+    train(_cfg(imgs, masks, epochs=1), first, progress=False)
+    second = tmp_path / "second"
+    cfg = _cfg(imgs, masks, epochs=1, lr=0.0, init_checkpoint=str(first / "last.safetensors"))
+    train(cfg, second, progress=False)
+    a, b = load_file(str(first / "last.safetensors")), load_file(str(second / "last.safetensors"))
+    # lr 0: weights unchanged from the init checkpoint (BatchNorm running stats still update)
+    assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
+    with pytest.raises(InfnetError, match="is a 'infnet-effl0', expected 'infnet-effl0-no1'"):
+        train(
+            _cfg(imgs, masks, model="infnet-effl0-no1", init_checkpoint=str(first / "last.safetensors")),
+            tmp_path / "third",
+            progress=False,
+        )

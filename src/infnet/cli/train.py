@@ -10,9 +10,7 @@ from infnet.training.config import TrainConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
-    p = sub.add_parser(
-        "train", help="train a model (paper defaults: 352, multi-scale, Adam 1e-4, 100 epochs)"
-    )
+    p = sub.add_parser("train", help="train a model (paper defaults: 352, multi-scale, Adam 1e-4, 100 epochs)")
     p.add_argument("--out", required=True, help="run directory (config, metrics.csv, checkpoints)")
     p.add_argument("--model", default=d.model, help="architecture name (see `infnet models`)")
     p.add_argument(
@@ -20,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=d.encoder_weights,
         help="'imagenet' (offline where available), a checkpoint path, or 'none'",
     )
+    p.add_argument("--init-checkpoint", help="start from this whole-model checkpoint (fine-tuning)")
     p.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
     p.add_argument("--train-split", default=d.train_split, choices=["train", "trainval"])
     p.add_argument("--val-split", default=d.val_split, help="'val' (5 slices) or 'none'")
@@ -54,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         model=args.model,
         encoder_weights=None if args.encoder_weights in none else args.encoder_weights,
+        init_checkpoint=args.init_checkpoint,
         data=args.data,
         train_split=args.train_split,
         val_split=None if args.val_split in none else args.val_split,

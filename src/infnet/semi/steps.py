@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -10,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from infnet.errors import InfnetError
-from infnet.io.images import atomic_write_bytes, read_gray, write_png
+from infnet.io.images import read_gray, write_png
 from infnet.training.config import TrainConfig
 
 
@@ -107,49 +105,18 @@ def write_pseudo_labels(
             manifest.add(dict(round=round_no, image=str(path), label=str(label), checkpoint=str(checkpoint), seed=seed))
 
 
-def _seed_run(run_dir: Path, cfg: TrainConfig, checkpoint: Path) -> None:
-    """Lay out ``run_dir`` like a trainer run stopped before its first epoch, with ``checkpoint``'s weights.
-
-    ``train(cfg, run_dir, resume=True)`` then fine-tunes the whole model from those weights with a fresh Adam
-    (the trainer's ``encoder_weights`` only initialises encoders). state.pt is written last, so a kill here
-    leaves a directory that is simply seeded again.
-    """
-    from infnet.models.registry import create_model, read_checkpoint_meta
-
-    meta = read_checkpoint_meta(checkpoint)
-    if meta["arch"] != cfg.model:
-        raise InfnetError(f"{checkpoint}: checkpoint is a '{meta['arch']}', expected '{cfg.model}'")
-    model = create_model(cfg.model, encoder_weights=None)
-    if meta["config"] != model.config.to_dict():
-        raise InfnetError(f"{checkpoint}: architecture config differs from the registered '{cfg.model}'")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.to_json())
-    shutil.copyfile(checkpoint, run_dir / "last.safetensors")
-    state = {
-        "epoch": torch.tensor(-1),
-        "best": torch.tensor(-1.0),
-        "optimizer": torch.optim.Adam(model.parameters(), lr=cfg.lr).state_dict(),
-        "scaler": {},
-        "rng_cpu": torch.Generator().manual_seed(cfg.seed).get_state(),
-    }
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(run_dir / "state.pt", buf.getvalue())
-
-
 def train_step(cfg: TrainConfig, run_dir: Path, init: Path | None = None, progress: bool = True) -> Path:
     """One trainer run, resumable: continue ``run_dir`` if it has state, else start (from ``init``'s weights).
 
     Returns the run's ``last.safetensors`` (each step hands its final weights to the next).
     """
+    from dataclasses import replace
+
     from infnet.training.trainer import train
 
     run_dir = Path(run_dir)
-    if not (run_dir / "state.pt").is_file():
-        if init is not None:
-            _seed_run(run_dir, cfg, Path(init))
-        else:
-            train(cfg, run_dir, resume=False, progress=progress)
-            return run_dir / "last.safetensors"
-    train(cfg, run_dir, resume=True, progress=progress)
+    resume = (run_dir / "state.pt").is_file()
+    if init is not None and not resume:
+        cfg = replace(cfg, init_checkpoint=str(init))
+    train(cfg, run_dir, resume=resume, progress=progress)
     return run_dir / "last.safetensors"

@@ -15,6 +15,7 @@ class TrainConfig:
 
     model: str = "infnet-effl2"
     encoder_weights: str | None = "imagenet"  # 'imagenet', a checkpoint path, or None
+    init_checkpoint: str | None = None  # whole-model infnet checkpoint to start from (fine-tuning)
     # Data: a COVID-SemiSeg root (split lists) or explicit folders.
     data: str | None = None
     train_split: str = "train"  # stems list of MultiClassInfection-Train: train (45) / trainval (50)

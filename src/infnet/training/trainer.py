@@ -132,7 +132,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     torch.manual_seed(cfg.seed + rank)
     device = pick_device(cfg.device)
     data = resolve_data(cfg)
-    model = create_model(cfg.model, encoder_weights=None if resume else cfg.encoder_weights).to(device)
+    fresh_encoder = not resume and not cfg.init_checkpoint
+    model = create_model(cfg.model, encoder_weights=cfg.encoder_weights if fresh_encoder else None).to(device)
+    if cfg.init_checkpoint and not resume:
+        init_from_checkpoint(model, cfg.init_checkpoint, cfg.model)
     mean, std = model.mean, model.std
     train_set = SliceDataset(**data["train"], size=cfg.train_size, mean=mean, std=std, augment=cfg.augment)
     val_set = SliceDataset(**data["val"], size=cfg.train_size, mean=mean, std=std) if "val" in data else None
@@ -235,6 +238,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
 
         evaluate_checkpoint(best_path, data["test"]["image_dir"], data["test"]["mask_dir"], run_dir / "eval")
     return best_path
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: str | Path, arch: str) -> None:
+    """Load a whole-model infnet checkpoint of the same architecture into ``model`` (for fine-tuning)."""
+    from safetensors.torch import load_file
+
+    from infnet.models.registry import load_state_strict, read_checkpoint_meta
+
+    meta = read_checkpoint_meta(path)
+    if meta["arch"] != arch:
+        raise InfnetError(f"{path}: checkpoint is a '{meta['arch']}', expected '{arch}'")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    load_state_strict(model, state, path)
 
 
 def _f32(v):
