@@ -11,7 +11,6 @@ Cross-entropy, Adam, one learning-rate step. The run directory mirrors the binar
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -22,11 +21,12 @@ from torch.utils.data import DataLoader
 
 from infnet.data import semiseg
 from infnet.errors import InfnetError
-from infnet.io.images import atomic_write_bytes, atomic_write_text
-from infnet.models.registry import create_model, save_checkpoint
+from infnet.io.images import atomic_write_text
+from infnet.models.registry import create_model
 from infnet.multiclass.config import MultiClassConfig
 from infnet.multiclass.data import CLASSES, IN_CHANS, NUM_CLASSES, MultiClassDataset, class_dice
-from infnet.training.trainer import append_csv, pick_device, progress_bar
+from infnet.training.rundir import append_csv, open_run, progress_bar, restore, save_epoch, save_state
+from infnet.training.trainer import pick_device
 
 PRIOR_DIR = f"{semiseg.MULTI_TRAIN}/Prior"
 __all__ = ["MultiClassConfig", "train_multiclass", "resolve_data", "build_model", "validate"]
@@ -91,36 +91,12 @@ def _resize_batch(x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Te
     return x, y
 
 
-def _save_state(path: Path, epoch: int, optimizer, best: float) -> None:
-    buf = io.BytesIO()
-    torch.save(
-        {
-            "epoch": torch.tensor(epoch),
-            "best": torch.tensor(best),
-            "optimizer": optimizer.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-        },
-        buf,
-    )
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train per ``cfg`` into ``run_dir``; returns the best checkpoint. ``resume`` continues from state.pt."""
     from infnet.data.dataset import scaled_size
 
     run_dir = Path(run_dir)
-    state_path = run_dir / "state.pt"
-    if resume:
-        if not state_path.is_file():
-            raise InfnetError(f"{run_dir}: nothing to resume (no state.pt)")
-        saved = MultiClassConfig.load(run_dir / "config.json")
-        if saved.model != cfg.model:
-            raise InfnetError(f"{run_dir}: run directory is for model '{saved.model}', not '{cfg.model}'")
-        saved.epochs = max(saved.epochs, cfg.epochs)
-        cfg = saved
-    elif state_path.exists():
-        raise InfnetError(f"{run_dir}: run directory already holds a run; use --resume or another --out")
+    cfg = open_run(run_dir, cfg, resume)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     data = resolve_data(cfg)
@@ -131,13 +107,7 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_epoch, best = 0, -1.0
     if resume:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(run_dir / "last.safetensors")))
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_cpu"])
-        start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+        start_epoch, best = restore(run_dir, model, optimizer)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     sizes = [scaled_size(cfg.train_size, r) for r in cfg.rates]
@@ -160,15 +130,10 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
                 torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
                 optimizer.step()
                 losses.append(float(loss.detach()))
-        val_dice = validate(model, val_set, device) if val_set is not None else float("nan")
-        score = val_dice if val_set is not None else float(epoch)
-        save_checkpoint(model, run_dir / "last.safetensors", extra={**extra, "epoch": epoch + 1})
-        if score >= best:
-            best = score
-            save_checkpoint(
-                model, run_dir / "best.safetensors", extra={**extra, "epoch": epoch + 1, "val_dice": val_dice}
-            )
-        _save_state(state_path, epoch, optimizer, best)
+        val_dice = validate(model, val_set, device) if val_set is not None else None
+        best = save_epoch(run_dir, model, epoch, val_dice, best, extra)
+        save_state(run_dir, epoch, optimizer, best)
+        val_dice = float("nan") if val_dice is None else val_dice
         row = dict(
             epoch=epoch + 1,
             lr=cfg.lr_at(epoch),

@@ -12,8 +12,6 @@ Run directory layout::
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import time
 from pathlib import Path
@@ -25,12 +23,11 @@ from torch.utils.data import DataLoader
 from infnet.data import semiseg
 from infnet.data.dataset import SliceDataset, multiscale_batch, scaled_size
 from infnet.errors import InfnetError
-from infnet.io.images import atomic_write_bytes, atomic_write_text
-from infnet.models.registry import create_model, save_checkpoint
+from infnet.io.images import atomic_write_text
+from infnet.models.registry import create_model
 from infnet.training.config import TrainConfig
 from infnet.training.losses import infnet_loss
-
-METRIC_FIELDS = ["epoch", "lr", "train_loss", "val_dice", "seconds"]
+from infnet.training.rundir import append_csv, open_run, progress_bar, restore, save_epoch, save_state
 
 
 def _distributed() -> tuple[int, int]:
@@ -91,21 +88,6 @@ def validate(model, dataset: SliceDataset, device: torch.device, batch_size: int
     return float(np.mean(dices))
 
 
-def _save_state(path: Path, epoch: int, optimizer, best: float, scaler) -> None:
-    buf = io.BytesIO()
-    torch.save(
-        {
-            "epoch": torch.tensor(epoch),
-            "best": torch.tensor(best),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "rng_cpu": torch.get_rng_state(),
-        },
-        buf,
-    )
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train per ``cfg`` into ``run_dir``; returns the path of the best checkpoint.
 
@@ -117,18 +99,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
         torch.distributed.init_process_group(backend)
-    state_path = run_dir / "state.pt"
-    if resume:
-        if not state_path.is_file():
-            raise InfnetError(f"{run_dir}: nothing to resume (no state.pt)")
-        saved = TrainConfig.load(run_dir / "config.json")
-        if saved.model != cfg.model:
-            raise InfnetError(f"{run_dir}: run directory is for model '{saved.model}', not '{cfg.model}'")
-        # The saved config wins (same data, seed, schedule); only the epoch count may be extended.
-        saved.epochs = max(saved.epochs, cfg.epochs)
-        cfg = saved
-    elif (run_dir / "state.pt").exists():
-        raise InfnetError(f"{run_dir}: run directory already holds a run; use --resume or another --out")
+    cfg = open_run(run_dir, cfg, resume)
     torch.manual_seed(cfg.seed + rank)
     device = pick_device(cfg.device)
     data = resolve_data(cfg)
@@ -144,15 +115,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     start_epoch, best = 0, -1.0
     if resume:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(run_dir / "last.safetensors")))
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+        start_epoch, best = restore(run_dir, model, optimizer, scaler)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", cfg.to_json())
@@ -207,13 +170,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
                 bar.set_postfix(loss=f"{np.mean(losses[-len(sizes) :]):.3f}")
         if rank != 0:
             continue
-        val_dice = validate(model, val_set, device) if val_set is not None else float("nan")
-        score = val_dice if val_set is not None else float(epoch)
-        save_checkpoint(model, run_dir / "last.safetensors", extra={"epoch": epoch + 1})
-        if score >= best:
-            best = score
-            save_checkpoint(model, run_dir / "best.safetensors", extra={"epoch": epoch + 1, "val_dice": val_dice})
-        _save_state(state_path, epoch, optimizer, best, scaler)
+        val_dice = validate(model, val_set, device) if val_set is not None else None
+        best = save_epoch(run_dir, model, epoch, val_dice, best, extra={"input_size": cfg.train_size})
+        save_state(run_dir, epoch, optimizer, best, scaler)
+        val_dice = float("nan") if val_dice is None else val_dice
         row = dict(
             epoch=epoch + 1,
             lr=cfg.lr_at(epoch),
@@ -257,20 +217,3 @@ def _f32(v):
     if isinstance(v, list):
         return [t.float() for t in v]
     return v.float() if isinstance(v, torch.Tensor) else v
-
-
-def append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def progress_bar(iterable, desc: str, enabled: bool):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
