@@ -9,6 +9,7 @@ fp32 (weights: the bundled model when the name is bundled, else random init; spe
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
@@ -54,15 +55,16 @@ def main(argv=None) -> int:
         net = OutOnly(create_model(args.model)).eval()
     x = torch.randn(args.batch, 3, 352, 352)
     results = []
+    # a copy: converting parameters inside inference_mode would make them unusable for tracing/export
+    net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    xcl = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         t, ref = timed(lambda: net(x), args.iters)
         results.append(("eager fp32", t, 0.0))
-        net_cl = net.to(memory_format=torch.channels_last)
-        xcl = x.contiguous(memory_format=torch.channels_last)
         t, out = timed(lambda: net_cl(xcl), args.iters)
         results.append(("eager channels_last", t, float((out - ref).abs().max())))
-        net = net.to(memory_format=torch.contiguous_format)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript deprecation and tracer notes
         traced = torch.jit.freeze(torch.jit.trace(net, x[:1]))
         t, out = timed(lambda: traced(x), args.iters)
         results.append(("torchscript frozen", t, float((out - ref).abs().max())))
@@ -71,16 +73,18 @@ def main(argv=None) -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.onnx"
-            torch.onnx.export(
-                net,
-                (x[:1],),
-                str(path),
-                input_names=["x"],
-                output_names=["y"],
-                dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-                dynamo=False,
-                opset_version=17,
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    net,
+                    (x[:1],),
+                    str(path),
+                    input_names=["x"],
+                    output_names=["y"],
+                    dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+                    dynamo=False,
+                    opset_version=17,
+                )
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

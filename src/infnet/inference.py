@@ -24,7 +24,9 @@ class Segmenter:
 
     def __init__(self, model: nn.Module, name: str = "model", input_size: int = 352, device=None, batch_size: int = 8):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        # channels_last: measured 1.9x faster for the EfficientNet-Lite2 Inf-Net on a 2-core AVX2 CPU
+        # (benchmarks/bench_inference.py); outputs equal eager NCHW within 1e-5.
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         self.name = name
         self.input_size = int(input_size)
         self.batch_size = batch_size
@@ -79,7 +81,8 @@ class Segmenter:
             if s.dtype != np.uint8:
                 raise ValueError(f"expected uint8 slices (8-bit CT in training appearance), got {s.dtype}")
         batch = torch.stack([to_tensor_image(s, self.input_size, self.mean, self.std) for s in slices])
-        logits = self.model(batch.to(self.device))["out"].float()
+        batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
+        logits = self.model(batch)["out"].float()
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
         return torch.sigmoid(logits).cpu().numpy()
 
