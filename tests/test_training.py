@@ -90,65 +90,26 @@ def test_run_dir_protection_and_resume_errors(tmp_path):
         train(_cfg(imgs, masks), tmp_path / "empty", resume=True, progress=False)
 
 
+def _cli_train(out, imgs, masks, *extra: str) -> int:
+    """`infnet train` on a tiny folder pair with a small untrained model."""
+    return main(["train", "--out", str(out), "--model", "infnet-effl0", "--encoder-weights", "none",
+                 "--train-images", str(imgs), "--train-masks", str(masks), "--val-split", "none", "--quiet",
+                 *extra])  # fmt: skip
+
+
 def test_train_cli_bad_input(tmp_path, capsys):
     imgs, masks = make_slices(tmp_path / "data", n=2)
     (masks / "1.png").unlink()
-    code = main(
-        [
-            "train",
-            "--out",
-            str(tmp_path / "r"),
-            "--model",
-            "infnet-effl0",
-            "--encoder-weights",
-            "none",
-            "--train-images",
-            str(imgs),
-            "--train-masks",
-            str(masks),
-            "--val-split",
-            "none",
-            "--quiet",
-        ]
-    )
+    code = _cli_train(tmp_path / "r", imgs, masks)
     err = capsys.readouterr().err
     assert code == 2 and "1.png: no mask with stem '1'" in err and "Traceback" not in err
-    code = main(
-        [
-            "train",
-            "--out",
-            str(tmp_path / "r"),
-            "--model",
-            "nope",
-            "--train-images",
-            str(imgs),
-            "--train-masks",
-            str(masks),
-        ]
-    )
+    code = _cli_train(tmp_path / "r", imgs, masks, "--model", "nope")
     assert code == 2 and "unknown model 'nope'" in capsys.readouterr().err
     code = main(["train", "--out", str(tmp_path / "r"), "--train-images", str(imgs)])
     assert code == 2 and "without --train-masks" in capsys.readouterr().err
     empty = tmp_path / "no-masks"
     empty.mkdir()
-    code = main(
-        [
-            "train",
-            "--out",
-            str(tmp_path / "r"),
-            "--model",
-            "infnet-effl0",
-            "--encoder-weights",
-            "none",
-            "--train-images",
-            str(imgs),
-            "--train-masks",
-            str(empty),
-            "--val-split",
-            "none",
-            "--quiet",
-        ]
-    )
+    code = _cli_train(tmp_path / "r", imgs, empty)
     err = capsys.readouterr().err
     assert code == 2 and "0.png: no mask with stem '0'" in err
 
