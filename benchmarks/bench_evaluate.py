@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     total = 0.0
     for model in MODELS:
         start = time.perf_counter()
-        result = evaluate_folders(
-            root / REFERENCE / "Results/Lung infection segmentation" / model, gt, "both"
-        )
+        result = evaluate_folders(root / REFERENCE / "Results/Lung infection segmentation" / model, gt, "both")
         elapsed = time.perf_counter() - start
         total += elapsed
         paper, standard = result.paper, result.standard

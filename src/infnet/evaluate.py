@@ -135,9 +135,7 @@ def _check_protocol(protocol: str) -> None:
         raise InfnetError(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
 
 
-def match_size(
-    pred: np.ndarray, gt_shape: tuple[int, int], name: str = "prediction"
-) -> tuple[np.ndarray, bool]:
+def match_size(pred: np.ndarray, gt_shape: tuple[int, int], name: str = "prediction") -> tuple[np.ndarray, bool]:
     """``pred`` (uint8 HxW) at ``gt_shape`` and whether it was resized; see the module's size policy."""
     if pred.shape == tuple(gt_shape):
         return pred, False
@@ -164,18 +162,14 @@ def evaluate_image(
     return paper, standard
 
 
-def evaluate_arrays(
-    items: Iterable[tuple[str, np.ndarray, np.ndarray]], protocol: str = "both"
-) -> EvaluationResult:
+def evaluate_arrays(items: Iterable[tuple[str, np.ndarray, np.ndarray]], protocol: str = "both") -> EvaluationResult:
     """Evaluate in-memory ``(stem, prediction, gt)`` triples (each prediction already at its GT's size)."""
     _check_protocol(protocol)
     images = []
     for stem, pred, gt in items:
         pred = np.asarray(pred)
         if pred.shape != np.asarray(gt).shape:
-            raise InfnetError(
-                f"{stem}: prediction shape {pred.shape} differs from GT shape {np.asarray(gt).shape}"
-            )
+            raise InfnetError(f"{stem}: prediction shape {pred.shape} differs from GT shape {np.asarray(gt).shape}")
         paper, standard = evaluate_image(pred, gt, protocol)
         images.append(ImageResult(stem, pred.shape[0], pred.shape[1], paper=paper, standard=standard))
     if not images:
@@ -227,9 +221,7 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, protocol: str = "
         gt = read_gray(gt_path)
         pred, resized = match_size(read_gray(pred_path), gt.shape, str(pred_path))
         paper, standard = evaluate_image(pred, gt, protocol)
-        images.append(
-            ImageResult(stem, gt.shape[0], gt.shape[1], pred_path, gt_path, resized, paper, standard)
-        )
+        images.append(ImageResult(stem, gt.shape[0], gt.shape[1], pred_path, gt_path, resized, paper, standard))
     return EvaluationResult(protocol, images, Path(pred_dir), Path(gt_dir), extra)
 
 

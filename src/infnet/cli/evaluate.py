@@ -17,9 +17,7 @@ def register(subparsers) -> None:
             "(Dice, IoU, sensitivity, specificity, precision, HD95, pooled Dice)."
         ),
     )
-    p.add_argument(
-        "--pred", required=True, metavar="DIR", help="folder of predicted maps (or one image file)"
-    )
+    p.add_argument("--pred", required=True, metavar="DIR", help="folder of predicted maps (or one image file)")
     p.add_argument("--gt", required=True, metavar="DIR", help="folder of GT masks (or one image file)")
     p.add_argument("--protocol", choices=("paper", "standard", "both"), default="both", help="default: both")
     p.add_argument("--json", metavar="FILE", help="write the summary as JSON")

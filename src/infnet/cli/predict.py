@@ -20,8 +20,6 @@ def run(args: argparse.Namespace) -> int:
     from infnet.inference import Segmenter, predict_folder
 
     seg = Segmenter.from_pretrained(args.model, device=args.device)
-    written = predict_folder(
-        seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet
-    )
+    written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
     print(f"wrote {len(written)} probability maps to {args.output} (model {seg.name})")
     return 0

@@ -126,9 +126,7 @@ def paper_image_metrics(pred: np.ndarray, gt: np.ndarray) -> PaperImageMetrics:
     pred = np.asarray(pred)
     gt = binarize_gt(gt)
     if pred.ndim != 2 or pred.shape != gt.shape:
-        raise ValueError(
-            f"paper_image_metrics: expected two 2D arrays of one shape, got {pred.shape} and {gt.shape}"
-        )
+        raise ValueError(f"paper_image_metrics: expected two 2D arrays of one shape, got {pred.shape} and {gt.shape}")
     x = minmax_normalize(pred)
     if x.min() < 0 or x.max() > 1:
         raise ValueError("paper_image_metrics: float predictions must lie in [0, 1]")
@@ -149,9 +147,7 @@ def paper_image_metrics(pred: np.ndarray, gt: np.ndarray) -> PaperImageMetrics:
     thr = np.array([adaptive_threshold(x)])
     tp_a = count_above(fg, thr, strict=False)
     a_dice, a_sen, a_spe = _fmeasure_calu(tp_a, tp_a + count_above(bg, thr, strict=False), n_fg, n)
-    a_em = e_measure_from_counts(
-        count_above(fg, thr, strict=True), count_above(bg, thr, strict=True), n_fg, n
-    )
+    a_em = e_measure_from_counts(count_above(fg, thr, strict=True), count_above(bg, thr, strict=True), n_fg, n)
 
     mae = float((fg.size - fg.sum() + bg.sum()) / n)  # mean |G - x| with G in {0, 1}
     return PaperImageMetrics(
