@@ -1,4 +1,4 @@
-"""Shared fixtures. The real dataset is found through one helper; with CI=true a missing dataset fails."""
+"""Shared fixtures. Real data is found through one helper each; with CI=true missing data fails, never skips."""
 
 from __future__ import annotations
 
@@ -7,14 +7,24 @@ import os
 import pytest
 
 from infnet.data.semiseg import find_dataset
+from infnet.scan.samples import find_ct_samples
+
+
+def _require(root, what: str):
+    if root is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{what} missing in CI (expected under ../shared/data)")
+        pytest.skip(f"{what} not available")
+    return root
 
 
 @pytest.fixture(scope="session")
 def semiseg_root():
     """Root of COVID-SemiSeg (the folder holding Dataset/ and reference-outputs/)."""
-    root = find_dataset(required=False)
-    if root is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("COVID-SemiSeg dataset missing in CI (expected ../shared/data/COVID-SemiSeg)")
-        pytest.skip("COVID-SemiSeg dataset not available")
-    return root
+    return _require(find_dataset(required=False), "COVID-SemiSeg dataset")
+
+
+@pytest.fixture(scope="session")
+def ct_samples():
+    """Root of the real CT samples (NIfTI, DICOM series) for the scan pipeline."""
+    return _require(find_ct_samples(required=False), "ct-samples")

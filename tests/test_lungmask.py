@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from infnet.scan.lungmask import LEFT, RIGHT, classical_lung_mask, intensity_lung_mask_2d, split_rows
 from infnet.scan.preprocess import axial_view, view_spacing
-from infnet.scan.samples import bundled_samples, find_ct_samples, synthetic_chest_ct
+from infnet.scan.samples import bundled_samples, synthetic_chest_ct
 from infnet.scan.volume_io import read_scan
 
 
@@ -70,12 +68,8 @@ def test_split_rows_at_thinnest_point():
     assert (side[2:18][mask[2:18]] == RIGHT).all() and (side[22:38][mask[22:38]] == LEFT).all()
 
 
-def test_real_ct_lungs(tmp_path):
-    root = find_ct_samples(required=False)
-    if root is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("ct-samples missing in CI")
-        pytest.skip("ct-samples not available")
+def test_real_ct_lungs(tmp_path, ct_samples):
+    root = ct_samples
     vol = read_scan(root / "totalsegmentator" / "pulmonary_report_ct_cropped.nii.gz")
     lungs, _ = _mask(vol.array, vol.geometry.spacing3(), vol.geometry.direction3())
     ml = [(lungs == k).sum() * vol.geometry.voxel_ml for k in (RIGHT, LEFT)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import numpy as np
@@ -20,18 +19,8 @@ from infnet.scan.preprocess import (
     view_spacing,
     window_to_uint8,
 )
-from infnet.scan.samples import find_ct_samples, synthetic_chest_ct
+from infnet.scan.samples import synthetic_chest_ct
 from infnet.scan.volume_io import Geometry, SliceSet, Volume, read_scan, write_volume_like
-
-
-@pytest.fixture(scope="session")
-def ct_samples():
-    root = find_ct_samples(required=False)
-    if root is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("ct-samples missing in CI (expected ../shared/data/ct-samples or $INFNET_CT_SAMPLES)")
-        pytest.skip("ct-samples not available")
-    return root
 
 
 def _image(array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=None):

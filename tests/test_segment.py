@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -106,12 +105,8 @@ def test_segment_array_api():
     assert result.measurements["infection"]["volume_ml"]["right"] > 0
 
 
-def test_real_samples_keep_geometry(tmp_path):
-    root = find_ct_samples(required=False)
-    if root is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("ct-samples missing in CI")
-        pytest.skip("ct-samples not available")
+def test_real_samples_keep_geometry(tmp_path, ct_samples):
+    root = ct_samples
     for src, exact in ((bundled_samples() / "chest_ct_crop.nii.gz", True), (root / "lungmask-lidc", False)):
         result = segment_file(FakePredictor(), src)
         write_outputs(result, tmp_path / src.name, overlays=False)

@@ -117,3 +117,10 @@ def multiscale_batch(images: torch.Tensor, masks: torch.Tensor, edges: torch.Ten
         return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
 
     return r(images), r(masks), r(edges)
+
+
+def iter_batches(dataset: Dataset, batch_size: int):
+    """Consecutive items of ``dataset`` stacked into batches (for validation; no shuffling)."""
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[j] for j in range(start, min(start + batch_size, len(dataset)))]
+        yield tuple(torch.stack(parts) for parts in zip(*items, strict=True))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from infnet.data import semiseg
+from infnet.data.dataset import iter_batches
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
 from infnet.models.registry import create_model
@@ -73,10 +74,8 @@ def validate(model, dataset: MultiClassDataset, device: torch.device, batch_size
     """Mean per-image Dice over GGO and consolidation (argmax prediction)."""
     model.eval()
     scores = []
-    for i in range(0, len(dataset), batch_size):
-        items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
-        x = torch.stack([t[0] for t in items]).to(device)
-        y = torch.stack([t[1] for t in items]).to(device)
+    for x, y in iter_batches(dataset, batch_size):
+        x, y = x.to(device), y.to(device)
         pred = model(x)["out"].argmax(dim=1)
         scores.append(class_dice(pred, y).mean(dim=1).cpu())
     model.train()

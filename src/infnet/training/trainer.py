@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from infnet.data import semiseg
-from infnet.data.dataset import SliceDataset, multiscale_batch, scaled_size
+from infnet.data.dataset import SliceDataset, iter_batches, multiscale_batch, scaled_size
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
 from infnet.models.registry import create_model
@@ -75,10 +75,8 @@ def validate(model, dataset: SliceDataset, device: torch.device, batch_size: int
     """Mean per-image Dice at probability >= 0.5 (empty GT and empty prediction count as 1)."""
     model.eval()
     dices = []
-    for i in range(0, len(dataset), batch_size):
-        items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
-        images = torch.stack([t[0] for t in items]).to(device)
-        masks = torch.stack([t[1] for t in items]).to(device) > 0.5
+    for images, masks, _ in iter_batches(dataset, batch_size):
+        images, masks = images.to(device), masks.to(device) > 0.5
         pred = torch.sigmoid(model(images)["out"]) >= 0.5
         inter = (pred & masks).sum(dim=(1, 2, 3)).float()
         total = (pred.sum(dim=(1, 2, 3)) + masks.sum(dim=(1, 2, 3))).float()
