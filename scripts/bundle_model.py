@@ -2,10 +2,13 @@
 
     python scripts/bundle_model.py --run runs/infnet-effl2 --name infnet-effl2-semiseg \
         --command "infnet train --out runs/infnet-effl2 ..."
+    python scripts/bundle_model.py --run runs/mc/run --name fcn8s-effl2-multiclass-semiseg \
+        --infection-model infnet-effl2-semi-semiseg --command "infnet multiclass train ..."
 
-Evaluates the *shipped* (fp16) weights on the 48 COVID-SemiSeg test slices under both protocols; those
-slices are never used for training or checkpoint selection (selection is by validation Dice on the 5-slice
-val split). Every number written comes from this run.
+Evaluates the *shipped* (fp16) weights on the 48 COVID-SemiSeg test slices under both protocols (binary models:
+LungInfection-Test; multi-class models: GGO vs GT-1 and consolidation vs GT-2 of MultiClassInfection-Test, with
+the infection prior from ``--infection-model``); those slices are never used for training or checkpoint selection
+(selection is by validation Dice on the 5-slice val split). Every number written comes from this run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from model_card import model_card  # scripts/model_card.py
+
 from infnet.data import semiseg
 from infnet.evaluate import evaluate_folders
 from infnet.io.images import atomic_write_text
@@ -27,6 +32,7 @@ from infnet.models.weights import REGISTRY_FILE, WEIGHTS_DIR, sha256_file
 from infnet.training.final_eval import evaluate_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAINING_DATA = "COVID-SemiSeg Doctor-label, split 'train' (45 slices); val split (5) for selection"
 LICENCE = "non-commercial use only (trained on COVID-SemiSeg, whose licence forbids commercial use)"
 
 
@@ -42,125 +48,116 @@ def machine() -> str:
     return f"{os.cpu_count()} cores of {cpu}, {platform.system()}, no GPU"
 
 
+def _epoch_rows(root: Path) -> list[dict]:
+    """Epoch rows of every metrics.csv under ``root`` (a Semi-Inf-Net run has one per training step)."""
+    rows = []
+    for path in sorted(root.rglob("metrics.csv")):
+        with open(path) as fh:
+            rows += list(csv.DictReader(fh))
+    return rows
+
+
+def _evaluate(args, out: Path, task: str, root: Path) -> tuple[dict, dict]:
+    """(metrics of the shipped weights, the authors' published predictions under the same evaluator)."""
+    ref = root / semiseg.REFERENCE / "Results"
+    if task == "multiclass":
+        from infnet.multiclass.evaluate import CLASS_SPLITS, evaluate_multiclass
+
+        m = evaluate_multiclass(out, args.run / f"eval-{args.name}", infection_model=args.infection_model, data=root)
+        folders = {"ggo": "Ground-glass opacities", "consolidation": "Consolidation"}
+        authors = {}
+        for cls, split in CLASS_SPLITS.items():
+            res = evaluate_folders(
+                ref / "Multi-class lung infection segmentation" / folders[cls] / args.authors_model,
+                root / semiseg.SPLITS[split].mask_dir,
+                "both",
+            )
+            authors[cls] = {"paper": res.paper, "standard": res.standard}
+        metrics = {"test_set": "COVID-SemiSeg MultiClassInfection-Test (48 slices; GGO: GT-1, consolidation: GT-2)"}
+        metrics.update({c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in CLASS_SPLITS})
+        return metrics, authors
+    test = semiseg.SPLITS["lung-test"]
+    summary = evaluate_checkpoint(out, root / test.image_dir, root / test.mask_dir, args.run / f"eval-{args.name}")
+    res = evaluate_folders(ref / "Lung infection segmentation" / args.authors_model, root / test.mask_dir, "both")
+    metrics = {
+        "test_set": "COVID-SemiSeg LungInfection-Test (48 slices)",
+        "paper": summary["paper"],
+        "standard": summary["standard"],
+    }
+    return metrics, {"paper": res.paper, "standard": res.standard}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, type=Path)
+    ap.add_argument("--run", required=True, type=Path, help="trainer run directory (config.json, metrics.csv)")
     ap.add_argument("--name", required=True)
     ap.add_argument("--checkpoint", default="best.safetensors")
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--description", default="")
+    ap.add_argument("--training-data", default=TRAINING_DATA)
+    ap.add_argument("--time-root", type=Path, help="sum epoch times of every metrics.csv under this (default --run)")
+    ap.add_argument("--infection-model", help="multi-class models: the bundled binary model giving the prior")
+    ap.add_argument("--authors-model", help="the authors' published predictions to compare with")
     args = ap.parse_args(argv)
 
     cfg = json.loads((args.run / "config.json").read_text())
+    rows = _epoch_rows(args.time_root or args.run)
     with open(args.run / "metrics.csv") as fh:
-        rows = list(csv.DictReader(fh))
+        own_rows = list(csv.DictReader(fh))
     model = load_checkpoint(args.run / args.checkpoint)
     meta = model.checkpoint_meta
+    task = meta.get("task", "binary")
+    if task == "multiclass" and not args.infection_model:
+        ap.error("a multi-class model needs --infection-model (a bundled binary model)")
+    args.authors_model = args.authors_model or ("Semi-Inf-Net_FCN8s_1100" if task == "multiclass" else "Inf-Net")
     out = WEIGHTS_DIR / f"{args.name}.safetensors"
-    save_checkpoint(model, out, extra={"input_size": cfg["train_size"], "name": args.name}, half=True)
-
-    root = semiseg.find_dataset()
-    test = semiseg.SPLITS["lung-test"]
-    summary = evaluate_checkpoint(out, root / test.image_dir, root / test.mask_dir, args.run / f"eval-{args.name}")
-    authors = evaluate_folders(
-        root / semiseg.REFERENCE / "Results/Lung infection segmentation/Inf-Net", root / test.mask_dir, "both"
-    )
+    extra = {"input_size": cfg["train_size"], "name": args.name}
+    if task == "multiclass":
+        extra.update(task="multiclass", classes=meta.get("classes"))
+    save_checkpoint(model, out, extra=extra, half=True)
+    metrics, authors = _evaluate(args, out, task, semiseg.find_dataset())
 
     entry = {
         "name": args.name,
         "arch": meta["arch"],
+        "task": task,
         "file": out.name,
         "sha256": sha256_file(out),
         "size_bytes": out.stat().st_size,
         "input_size": cfg["train_size"],
         "normalisation": {"mean": list(model.mean), "std": list(model.std), "input": "8-bit grey slice, /255"},
-        "classes": ["infection"],
+        "classes": ["ggo", "consolidation"] if task == "multiclass" else ["infection"],
         "description": args.description,
-        "training_data": "COVID-SemiSeg Doctor-label, split 'train' (45 slices); val split (5) for selection",
+        "training_data": args.training_data,
         "licence": LICENCE,
         "command": args.command,
-        "epochs": len(rows),
+        "epochs": len(own_rows),
+        "training_epochs_all_steps": len(rows),
         "selected_epoch": meta.get("epoch"),
         "val_dice": meta.get("val_dice"),
         "train_seconds": round(sum(float(r["seconds"]) for r in rows)),
-        "median_epoch_seconds": round(statistics.median(float(r["seconds"]) for r in rows), 1),
+        "median_epoch_seconds": round(statistics.median(float(r["seconds"]) for r in own_rows), 1),
         "machine": machine(),
         "config": cfg,
-        "metrics": {
-            "test_set": "COVID-SemiSeg LungInfection-Test (48 slices)",
-            "paper": summary["paper"],
-            "standard": summary["standard"],
-        },
-        "authors_infnet_metrics": {"paper": authors.paper, "standard": authors.standard},
-        "eval_command": f"infnet predict --model {args.name} --input <Test/Imgs> --output pred && "
-        "infnet evaluate --pred pred --gt <Test/GT> --protocol both",
+        "metrics": metrics,
+        "authors_model": args.authors_model,
+        "authors_metrics": authors,
     }
+    if task == "multiclass":
+        entry["infection_model"] = args.infection_model
+        entry["eval_command"] = f"infnet multiclass evaluate --model {args.name} --out eval"
+    else:
+        entry["eval_command"] = (
+            f"infnet predict --model {args.name} --input <Test/Imgs> --output pred && "
+            "infnet evaluate --pred pred --gt <Test/GT> --protocol both"
+        )
     entries = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.is_file() else []
     entries = [e for e in entries if e["name"] != args.name] + [entry]
     atomic_write_text(REGISTRY_FILE, json.dumps(sorted(entries, key=lambda e: e["name"]), indent=2) + "\n")
     atomic_write_text(WEIGHTS_DIR / f"{args.name}.md", model_card(entry))
     render_readme()
-    print(json.dumps({"name": args.name, "paper": summary["paper"], "standard": summary["standard"]}, indent=2))
+    print(json.dumps({"name": args.name, "metrics": metrics}, indent=2))
     return 0
-
-
-PAPER_KEYS = ("meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE")
-STANDARD_KEYS = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "dice_pooled")
-
-
-def _cells(metrics: dict, keys) -> str:
-    return " | ".join(f"{metrics[k]:.3f}" for k in keys)
-
-
-def _round(v, digits: int = 4):
-    return v if v is None else round(v, digits)
-
-
-def model_card(e: dict) -> str:
-    p, s = e["metrics"]["paper"], e["metrics"]["standard"]
-    a = e["authors_infnet_metrics"]
-    return f"""# Model card: {e["name"]}
-
-{e["description"]}
-
-- Architecture: `{e["arch"]}` (Inf-Net, Fan et al. IEEE TMI 2020), {e["size_bytes"] / 1e6:.1f} MB fp16 safetensors,
-  sha256 `{e["sha256"]}`
-- Input: {e["input_size"]}x{e["input_size"]}, grey slice repeated to 3 channels, normalised with
-  mean {e["normalisation"]["mean"]} / std {e["normalisation"]["std"]}
-- Output: infection probability (sigmoid of S_3)
-
-## Training
-- Data: {e["training_data"]}. The 48 test slices were not used for training or selection.
-- Command: `{e["command"]}`
-- {e["epochs"]} epochs, {e["train_seconds"] / 60:.0f} min wall time on {e["machine"]} (sum of the epoch times
-  in metrics.csv; median epoch {e["median_epoch_seconds"]} s: the longer epochs were slowed by other jobs sharing
-  the CPU); selected epoch {e["selected_epoch"]} (validation Dice {_round(e["val_dice"])})
-
-## Results on {e["metrics"]["test_set"]}
-Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e["eval_command"]}`).
-
-| protocol | Dice | Sen | Spec | S-measure | mean E-measure | MAE |
-|---|---|---|---|---|---|---|
-| paper (authors' MATLAB protocol) | {_cells(p, PAPER_KEYS)} |
-
-| protocol | Dice@0.5 | IoU | sensitivity | specificity | precision | HD95 (px) | pooled Dice |
-|---|---|---|---|---|---|---|---|
-| standard | {_cells(s, STANDARD_KEYS)} |
-
-The authors' Inf-Net (their published predictions, same evaluator and test slices):
-
-| protocol | Dice | Sen | Spec | S-measure | mean E-measure | MAE |
-|---|---|---|---|---|---|---|
-| paper | {_cells(a["paper"], PAPER_KEYS)} |
-
-| protocol | Dice@0.5 | IoU | sensitivity | specificity | precision | HD95 (px) | pooled Dice |
-|---|---|---|---|---|---|---|---|
-| standard | {_cells(a["standard"], STANDARD_KEYS)} |
-
-## Licence and intended use
-Weights: {e["licence"]}. The COVID-SemiSeg dataset is licensed for non-commercial use only; so are these
-weights. Research software: not a medical device, not for clinical diagnosis.
-"""
 
 
 def render_readme() -> None:

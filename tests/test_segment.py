@@ -52,7 +52,7 @@ def phantom(tmp_path):
 @pytest.fixture
 def fake(monkeypatch):
     predictor = FakePredictor()
-    monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda model: predictor)
+    monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda model, infection_model=None: predictor)
     return predictor
 
 

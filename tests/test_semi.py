@@ -166,7 +166,7 @@ def test_budget_defaults_and_paper_flag():
     parser = build_parser()
     budget = _budget(parser.parse_args(["semi", "--out", "x", "--init", "c"]))
     d = SemiConfig()
-    assert budget == dict(k=d.k, round_cap=d.round_cap, rates=d.rates, pretrain_epochs=1, finetune_epochs=10)
+    assert budget == dict(k=d.k, round_cap=d.round_cap, rates=d.rates, pretrain_epochs=1, finetune_epochs=20)
     assert _budget(parser.parse_args(["semi", "--out", "x", "--init", "c", "--paper"])) == PAPER_SETTING
     assert PAPER_SETTING["k"] == 5 and -(-1600 // PAPER_SETTING["k"]) == 320
     custom = _budget(

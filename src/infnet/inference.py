@@ -45,12 +45,16 @@ class Segmenter:
             name_or_path = weights.DEFAULT_MODEL
         name = str(name_or_path)
         if name in weights.list_bundled():
+            if weights.bundled_entry(name).get("task") == "multiclass":
+                raise InfnetError(f"'{name}' is a multi-class model; load it with infnet.inference.load_predictor")
             model = weights.load_bundled(name)
             return cls(model, name=name, input_size=model.bundled_entry.get("input_size", 352), device=device, **kw)
         path = Path(name)
         if path.suffix == ".safetensors" or path.exists():
             if not path.is_file():
                 raise InfnetError(f"{path}: model file not found")
+            if is_multiclass(path):
+                raise InfnetError(f"{path}: a multi-class model; load it with infnet.inference.load_predictor")
             model = load_checkpoint(path)
             size = model.checkpoint_meta.get("input_size", 352)
             return cls(model, name=path.stem, input_size=size, device=device, **kw)
@@ -104,6 +108,37 @@ class Segmenter:
         from infnet.scan.pipeline import segment_file
 
         return segment_file(self, path, **options)
+
+
+def is_multiclass(name_or_path: str | Path | None) -> bool:
+    """Whether a bundled model name or checkpoint path is a multi-class (GGO / consolidation) model."""
+    from infnet.models import weights
+    from infnet.models.registry import read_checkpoint_meta
+
+    if name_or_path is None:
+        return False
+    name = str(name_or_path)
+    if name in weights.list_bundled():
+        return weights.bundled_entry(name).get("task") == "multiclass"
+    path = Path(name)
+    return path.is_file() and read_checkpoint_meta(path).get("task") == "multiclass"
+
+
+def load_predictor(
+    name_or_path: str | Path | None = None, infection_model: str | Path | None = None, device=None, **kw
+):
+    """A :class:`Segmenter` for binary models, a ``MultiClassSegmenter`` for multi-class ones.
+
+    ``infection_model`` (bundled name or checkpoint) gives a multi-class model its infection prior; by default
+    the one recorded in the bundled model's registry entry, else the bundled default binary model.
+    """
+    if is_multiclass(name_or_path):
+        from infnet.multiclass.predict import MultiClassSegmenter
+
+        return MultiClassSegmenter.from_pretrained(name_or_path, infection_model=infection_model, device=device, **kw)
+    if infection_model is not None:
+        raise InfnetError(f"--infection-model applies to multi-class models only; '{name_or_path}' is binary")
+    return Segmenter.from_pretrained(name_or_path, device=device, **kw)
 
 
 def predict_folder(

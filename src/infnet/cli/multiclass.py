@@ -1,4 +1,4 @@
-"""`infnet multiclass train|predict`: GGO / consolidation segmentation guided by an infection prior."""
+"""`infnet multiclass train|predict|evaluate`: GGO / consolidation segmentation guided by an infection prior."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_train)
 
     q = msub.add_parser("predict", help="write ggo/ and consolidation/ probability PNGs for a folder of slices")
-    q.add_argument("--model", required=True, help="multi-class checkpoint (.safetensors)")
+    q.add_argument("--model", required=True, help="multi-class model: bundled name or checkpoint (.safetensors)")
     q.add_argument(
         "--infection-model", default=None, help="binary infection model giving the prior: bundled name or path"
     )
@@ -52,6 +52,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--device", default=None)
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=run_predict)
+
+    e = msub.add_parser(
+        "evaluate",
+        help="score a multi-class model on MultiClassInfection-Test (GGO vs GT-1, consolidation vs GT-2)",
+    )
+    e.add_argument("--model", required=True, help="multi-class model: bundled name or checkpoint (.safetensors)")
+    e.add_argument("--infection-model", default=None, help="binary model giving the prior (paper: Semi-Inf-Net)")
+    e.add_argument("--out", required=True, help="output folder (pred/, metrics.json, per-image CSVs)")
+    e.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.set_defaults(func=run_evaluate)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -94,4 +105,19 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
     print(f"wrote {len(written)} probability maps to {args.output}/{{ggo,consolidation}} (model {seg.name})")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from infnet.metrics import PAPER_KEYS
+    from infnet.multiclass.evaluate import evaluate_multiclass
+
+    m = evaluate_multiclass(args.model, args.out, infection_model=args.infection_model, data=args.data,
+                            batch_size=args.batch_size)  # fmt: skip
+    print(f"{m['predictor']} on {m['images']}")
+    print(f"  {'class':<14}" + "".join(f"{k:>8}" for k in PAPER_KEYS) + f"{'Dice@0.5':>10}")
+    for cls in ("ggo", "consolidation"):
+        paper, std = m[cls]["paper"], m[cls]["standard"]
+        print(f"  {cls:<14}" + "".join(f"{paper[k]:>8.3f}" for k in PAPER_KEYS) + f"{std['dice']:>10.3f}")
+    print(f"metrics: {args.out}/metrics.json")
     return 0

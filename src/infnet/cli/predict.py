@@ -6,8 +6,13 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="predict infection probability PNGs for a folder of slices")
+    p = sub.add_parser(
+        "predict",
+        help="predict infection probability PNGs for a folder of slices",
+        description="Binary models write one PNG per input stem; multi-class models write ggo/ and consolidation/.",
+    )
     p.add_argument("--model", default=None, help="bundled model name or checkpoint path (default: bundled)")
+    p.add_argument("--infection-model", help="multi-class models: the binary model giving the infection prior")
     p.add_argument("--input", required=True, help="a PNG/JPG slice or a folder of them")
     p.add_argument("--output", required=True, help="output folder (PNG per input stem, at input size)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -17,9 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from infnet.inference import Segmenter, predict_folder
+    from infnet.inference import load_predictor, predict_folder
 
-    seg = Segmenter.from_pretrained(args.model, device=args.device)
+    seg = load_predictor(args.model, infection_model=args.infection_model, device=args.device)
     written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
-    print(f"wrote {len(written)} probability maps to {args.output} (model {seg.name})")
+    where = args.output if len(seg.classes) == 1 else f"{args.output}/{{{','.join(seg.classes)}}}"
+    print(f"wrote {len(written)} probability maps to {where} (model {seg.name})")
     return 0

@@ -23,6 +23,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--list", metavar="FILE", help="text file with one scan per line: process a cohort")
     p.add_argument("--model", metavar="NAME|PATH", default=None, help="model name or weights path (default: bundled)")
+    p.add_argument(
+        "--infection-model",
+        metavar="NAME|PATH",
+        help="multi-class models: binary model for the infection prior (default: the model's own)",
+    )
     p.add_argument("--probabilities", action="store_true", help="also write probability maps (x255, uint8)")
     p.add_argument("--lung-mask", default="auto", choices=("auto", "classical", "lungmask", "intensity", "none"),
                    help="volumes: auto (lungmask package if installed with weights, else classical) | classical "
@@ -41,13 +46,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def load_predictor(model: str | None):
-    """The slice predictor for ``--model`` (``infnet.inference.Segmenter``; imported here to keep the CLI light)."""
+def load_predictor(model: str | None, infection_model: str | None = None):
+    """The slice predictor for ``--model`` (``infnet.inference.load_predictor``, imported late: a light CLI)."""
     try:
-        from infnet.inference import Segmenter
+        from infnet.inference import load_predictor as load
     except ImportError as exc:
         raise InfnetError(f"model inference is not available in this installation ({exc})") from None
-    return Segmenter.from_pretrained(model)
+    return load(model, infection_model=infection_model)
 
 
 def _options(args) -> dict:
@@ -77,7 +82,7 @@ def run(args) -> int:
         from infnet.scan.cohort import read_list, segment_cohort
 
         items = read_list(args.list)
-        predictor = load_predictor(args.model)
+        predictor = load_predictor(args.model, args.infection_model)
         summary = segment_cohort(predictor, items, args.output, progress=not args.quiet, quiet=args.quiet,
                                  overlays=not args.no_overlays, **options)  # fmt: skip
         if not args.quiet:
@@ -90,7 +95,7 @@ def run(args) -> int:
     if not source.exists():
         raise InfnetError(f"{source}: no such file or folder")
     check_output_dir(source, args.output)
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, args.infection_model)
     result = segment_file(predictor, source, progress=not args.quiet, **options)
     write_outputs(result, args.output, overlays=not args.no_overlays)
     if not args.quiet:

@@ -31,7 +31,10 @@ def architecture_rows(include_ablations: bool = False) -> list[dict]:
 
 
 def bundled_table(markdown: bool = True) -> str:
-    """One row per bundled model: name, encoder, input, test metrics (paper and standard protocols)."""
+    """One row per bundled model: name, encoder, input, test metrics (paper and standard protocols).
+
+    Multi-class models show "GGO / consolidation" in each metric column.
+    """
     names = weights.list_bundled()
     if not names:
         return "(no bundled models installed)"
@@ -50,15 +53,16 @@ def bundled_table(markdown: bool = True) -> str:
     rows = []
     for name in names:
         e = weights.bundled_entry(name)
-        paper = e.get("metrics", {}).get("paper", {})
-        std = e.get("metrics", {}).get("standard", {})
+        metrics = e.get("metrics", {})
+        # Multi-class models: one value per class, "GGO / consolidation".
+        parts = [metrics[c] for c in ("ggo", "consolidation")] if e.get("task") == "multiclass" else [metrics]
         rows.append(
             [
                 name,
                 e["arch"],
                 str(e.get("input_size", "")),
-                *(_fmt(paper.get(k)) for k in ("meanDic", "Sm", "meanEm", "MAE")),
-                _fmt(std.get("dice")),
+                *(_join(p.get("paper", {}).get(k) for p in parts) for k in ("meanDic", "Sm", "meanEm", "MAE")),
+                _join(p.get("standard", {}).get("dice") for p in parts),
                 f"{e.get('size_bytes', 0) / 1e6:.1f}",
                 e.get("licence", ""),
             ]
@@ -74,3 +78,7 @@ def bundled_table(markdown: bool = True) -> str:
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
+
+
+def _join(values) -> str:
+    return " / ".join(_fmt(v) for v in values)

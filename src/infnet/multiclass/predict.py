@@ -51,18 +51,32 @@ class MultiClassSegmenter:
     def from_pretrained(
         cls, model_path: str | Path, infection_model: str | Path | None = None, device=None, **kw
     ) -> MultiClassSegmenter:
-        """A multi-class checkpoint plus an infection model (bundled name or checkpoint path; default: bundled)."""
+        """A multi-class model (bundled name or checkpoint path) plus an infection model for its prior.
+
+        ``infection_model``: bundled name or checkpoint; default: the one named in the bundled model's registry
+        entry, else the bundled default binary model.
+        """
+        from infnet.models import weights
         from infnet.models.registry import load_checkpoint
 
-        path = Path(model_path)
-        if not path.is_file():
-            raise InfnetError(f"{path}: model file not found")
-        model = load_checkpoint(path)
-        infection = Segmenter.from_pretrained(infection_model, device=device)
-        if infection.classes != ("infection",):
+        name = str(model_path)
+        if name in weights.list_bundled():
+            model = weights.load_bundled(name)
+            size = model.bundled_entry.get("input_size", 352)
+            infection_model = infection_model or model.bundled_entry.get("infection_model")
+        else:
+            path = Path(name)
+            if not path.is_file():
+                raise InfnetError(f"{path}: model file not found")
+            model = load_checkpoint(path)
+            size = model.checkpoint_meta.get("input_size", 352)
+            name = path.stem
+        from infnet.inference import is_multiclass
+
+        if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
-        size = model.checkpoint_meta.get("input_size", 352)
-        name = f"{path.stem}+{infection.name}"
+        infection = Segmenter.from_pretrained(infection_model, device=device)
+        name = f"{name}+{infection.name}"
         return cls(model, infection, name=name, input_size=size, device=device, **kw)
 
     def priors(self, slices: list[np.ndarray]) -> list[np.ndarray]:

@@ -99,7 +99,8 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     data = resolve_data(cfg)
-    model = build_model(cfg.model, None if resume else cfg.encoder_weights).to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = build_model(cfg.model, None if resume else cfg.encoder_weights).to(device, memory_format=memory_format)
     norm = dict(size=cfg.train_size, mean=model.mean, std=model.std)
     train_set = MultiClassDataset(**data["train"], **norm, augment=cfg.augment)
     val_set = MultiClassDataset(**data["val"], **norm) if "val" in data else None
@@ -123,6 +124,7 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
             x, y = x.to(device), y.to(device)
             for size in sizes:
                 xs, ys = _resize_batch(x, y, size)
+                xs = xs.contiguous(memory_format=memory_format)
                 optimizer.zero_grad(set_to_none=True)
                 loss = multiclass_loss(model(xs), ys)
                 loss.backward()

@@ -155,9 +155,13 @@ def resize_prob(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def labels_from_prob(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """(C, H, W) probabilities to uint8 labels: 0 background, c+1 where class c is the most likely and >= threshold."""
+    """(C, H, W) probabilities to uint8 labels: 0 background, else 1 + the most likely class.
+
+    Binary (C=1): infection where p >= threshold. Multi-class (C>1, probabilities of the non-background
+    classes of a softmax): infection where their sum (1 - p_background) >= threshold, labelled with the most
+    likely class, so the infection mask does not depend on how it splits into classes.
+    """
     if prob.shape[0] == 1:
         return (prob[0] >= threshold).astype(np.uint8)
-    best = prob.argmax(axis=0)
-    keep = np.take_along_axis(prob, best[None], axis=0)[0] >= threshold
-    return np.where(keep, best + 1, 0).astype(np.uint8)
+    keep = prob.sum(axis=0) >= threshold
+    return np.where(keep, prob.argmax(axis=0) + 1, 0).astype(np.uint8)

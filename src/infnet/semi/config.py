@@ -1,9 +1,9 @@
 """Semi-Inf-Net settings (torch-free, so the CLI parser stays cheap), saved as ``semi.json`` in the run directory.
 
-Defaults are a CPU budget (about 2-4 hours for Inf-Net-EffL2 on 2 cores, see :data:`PAPER_SETTING`): K=400
-unlabeled slices per round, so 1600 slices take 4 labelling passes and 3 fine-tuning rounds of 1 epoch on at most
-100 slices each, single-scale 352; then 1 pre-training epoch on all 1600 pseudo-labels and 10 fine-tuning epochs
-on the doctor labels.
+Defaults are a CPU budget (about an hour for Inf-Net-EffL2 on 2 cores, against the paper's ~50 GPU-hours of
+:data:`PAPER_SETTING`): K=400 unlabeled slices per round, so 1600 slices take 4 labelling passes and 3 fine-tuning
+rounds of 1 epoch on at most 100 slices each, single-scale 352; then 1 pre-training epoch on all 1600
+pseudo-labels and 20 fine-tuning epochs on the doctor labels. Measured trade-offs: benchmarks/reproduce.md.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class SemiConfig:
     round_cap: int | None = 100  # training slices drawn per round from labeled + pseudo-labeled (None: all)
     threshold: float = 0.5  # pseudo-label threshold on the probability
     pretrain_epochs: int = 1
-    finetune_epochs: int = 10
+    finetune_epochs: int = 20
     batch_size: int = 8
     lr: float = 1e-4
     train_size: int = 352

@@ -40,6 +40,8 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision, only on CUDA
+    # NHWC activations: measured 1.3-1.5x faster training steps on a 2-core AVX2 CPU (EfficientNet-Lite2 models).
+    channels_last: bool = True
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

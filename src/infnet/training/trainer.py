@@ -105,6 +105,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     model = create_model(cfg.model, encoder_weights=cfg.encoder_weights if fresh_encoder else None).to(device)
     if cfg.init_checkpoint and not resume:
         init_from_checkpoint(model, cfg.init_checkpoint, cfg.model)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     mean, std = model.mean, model.std
     train_set = SliceDataset(**data["train"], size=cfg.train_size, mean=mean, std=std, augment=cfg.augment)
     val_set = SliceDataset(**data["val"], size=cfg.train_size, mean=mean, std=std) if "val" in data else None
@@ -149,6 +151,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
             images, masks, edges = images.to(device), masks.to(device), edges.to(device)
             for size in sizes:
                 x, m, e = multiscale_batch(images, masks, edges, size)
+                x = x.contiguous(memory_format=memory_format)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(device.type, enabled=use_amp):
                     out = net(x)

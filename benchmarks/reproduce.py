@@ -1,0 +1,269 @@
+"""The results table of every trained model (binary and multi-class), generated from the run directories.
+
+    .venv/bin/python benchmarks/reproduce.py commands [KEY ...]   # print the training commands
+    .venv/bin/python benchmarks/reproduce.py collect              # evaluate runs/ into benchmarks/runs/<key>/
+    .venv/bin/python benchmarks/reproduce.py render               # write benchmarks/reproduce.md
+    .venv/bin/python benchmarks/reproduce.py                      # collect + render
+
+``collect`` reads each run directory (config.json, every metrics.csv for the training time, best.safetensors),
+evaluates the checkpoint on the 48 test slices when the run has no test metrics yet (binary: LungInfection-Test;
+multi-class: GGO vs GT-1 and consolidation vs GT-2 of MultiClassInfection-Test, the infection prior coming from
+``INFECTION_MODEL`` as at inference) and stores a small summary.json per run in ``benchmarks/runs/<key>/``
+(run directories are not committed). ``render`` builds the table from those summaries and puts the authors'
+published values (their ``*_result.txt`` files in reference-outputs) next to ours. No number is typed by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = ROOT / "benchmarks" / "runs"
+RUNS = ROOT / "runs"
+INFECTION_MODEL = "infnet-effl2-semi-semiseg"  # the bundled Semi-Inf-Net gives multi-class models their prior
+LUNG_TEST = "Dataset/TestingSet/LungInfection-Test"
+TEST_ARGS = f"--test-images {{data}}/{LUNG_TEST}/Imgs --test-masks {{data}}/{LUNG_TEST}/GT"
+B10 = "--epochs 10 --decay-epoch 8 --batch-size 4 --rates 1.0 --augment --seed 0"
+
+
+def _b10(model: str, paper: str | None) -> dict:
+    return dict(
+        task="binary",
+        group="Baselines, same budget (10 epochs, 352, single scale, batch 4, augmentation)",
+        run=f"b10-{model}",
+        paper=paper,
+        command=f"infnet train --out runs/b10-{model} --model {model} {B10} {TEST_ARGS}",
+    )
+
+
+def _mc10(model: str, paper: str | None) -> dict:
+    return dict(
+        task="multiclass",
+        group="Multi-class, same budget (10 epochs, 352, single scale, batch 4, flips); all get the infection prior",
+        run=f"mc10-{model}",
+        paper=paper,
+        command=f"infnet multiclass train --out runs/mc10-{model} --model {model} {B10}",
+    )
+
+
+SEMI = "Semi-Inf-Net (two-step: pre-train on 1600 pseudo-labels, fine-tune on the 45 doctor labels)"
+SPECS: dict[str, dict] = {
+    "infnet-effl2": dict(
+        task="binary",
+        group="Inf-Net (labeled set only)",
+        run="infnet-effl2",
+        paper="Inf-Net",
+        command="infnet train --out runs/infnet-effl2 --model infnet-effl2 --epochs 40 --decay-epoch 30 "
+        "--batch-size 4 --augment --seed 0",
+    ),
+    "semi-published": dict(
+        task="binary",
+        group=SEMI,
+        run="semi-published/finetune/run",
+        time_root="semi-published",
+        paper="Semi-Inf-Net",
+        command="infnet semi --out runs/semi-published --from-published --model infnet-effl2 --pretrain-epochs 2 "
+        "--finetune-epochs 20 --augment --seed 0",
+    ),
+    "semi-k400": dict(
+        task="binary",
+        group=SEMI,
+        run="semi-k400/finetune/run",
+        time_root="semi-k400",
+        paper="Semi-Inf-Net",
+        command="infnet semi --out runs/semi-k400 --init src/infnet/weights/infnet-effl2-semiseg.safetensors "
+        "--k 400 --round-cap 100 --pretrain-epochs 1 --finetune-epochs 20 --augment --seed 0",
+    ),
+    "semi-k800": dict(
+        task="binary",
+        group=SEMI,
+        run="semi-k800/finetune/run",
+        time_root="semi-k800",
+        paper="Semi-Inf-Net",
+        command="infnet semi --out runs/semi-k800 --init src/infnet/weights/infnet-effl2-semiseg.safetensors "
+        "--k 800 --round-cap 100 --pretrain-epochs 1 --finetune-epochs 20 --augment --seed 0",
+    ),
+    "b10-infnet-effl2": _b10("infnet-effl2", "Inf-Net"),
+    "b10-unet-effl2": _b10("unet-effl2", "UNet"),
+    "b10-unetpp-effl2": _b10("unetpp-effl2", "UNet++"),
+    "b10-deeplabv3p-os8-effl2": _b10("deeplabv3p-os8-effl2", None),
+    "b10-deeplabv3p-os16-effl2": _b10("deeplabv3p-os16-effl2", None),
+    "b10-fcn8s-effl2": _b10("fcn8s-effl2", None),
+    "mc-fcn8s-effl2": dict(
+        task="multiclass",
+        group="Multi-class Semi-Inf-Net + FCN8s (image + infection prior)",
+        run="mc-fcn8s-effl2",
+        paper="Semi-Inf-Net_FCN8s_1100",
+        command="infnet multiclass train --out runs/mc-fcn8s-effl2 --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
+        "--batch-size 8 --augment --seed 0",
+    ),
+    "mc10-fcn8s-effl2": _mc10("fcn8s-effl2", "Semi-Inf-Net_FCN8s_1100"),
+    "mc10-fcn8s-vgg16": _mc10("fcn8s-vgg16", "Semi-Inf-Net_FCN8s_1100"),
+    "mc10-unet-effl2": _mc10("unet-effl2", "Semi-Inf-Net_UNet"),
+    "mc10-unetpp-effl2": _mc10("unetpp-effl2", None),
+    "mc10-deeplabv3p-os8-effl2": _mc10("deeplabv3p-os8-effl2", "DeepLabV3Plus_Stride8"),
+    "mc10-deeplabv3p-os16-effl2": _mc10("deeplabv3p-os16-effl2", "DeepLabV3Plus_Stride16"),
+}
+
+
+def _data_root() -> Path:
+    from infnet.data.semiseg import find_dataset
+
+    return find_dataset()
+
+
+def command(key: str, data: Path | None = None) -> str:
+    """The spec's training command, with the dataset root filled in."""
+    return SPECS[key]["command"].format(data=data or _data_root())
+
+
+def _epochs(root: Path) -> tuple[int, float]:
+    """(epochs, seconds) summed over every metrics.csv under ``root``."""
+    n, seconds = 0, 0.0
+    for path in sorted(root.rglob("metrics.csv")):
+        with open(path) as fh:
+            for row in csv.DictReader(fh):
+                n += 1
+                seconds += float(row["seconds"])
+    return n, seconds
+
+
+def _test_metrics(spec: dict, run: Path, data: Path) -> dict:
+    """Test metrics of the run's best checkpoint (evaluated here when the run has none)."""
+    if spec["task"] == "multiclass":
+        from infnet.multiclass.evaluate import evaluate_multiclass
+
+        path = run / "eval-multiclass" / "metrics.json"
+        if not path.is_file():
+            evaluate_multiclass(run / "best.safetensors", path.parent, infection_model=INFECTION_MODEL, data=data)
+        m = json.loads(path.read_text())
+        return {c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in ("ggo", "consolidation")} | {
+            "infection_model": INFECTION_MODEL
+        }
+    path = run / "eval" / "metrics.json"
+    if not path.is_file():
+        from infnet.training.final_eval import evaluate_checkpoint
+
+        evaluate_checkpoint(run / "best.safetensors", data / LUNG_TEST / "Imgs", data / LUNG_TEST / "GT", path.parent)
+    m = json.loads(path.read_text())
+    return {"paper": m["paper"], "standard": m["standard"]}
+
+
+def collect(keys: list[str]) -> None:
+    data = _data_root()
+    for key in keys:
+        spec = SPECS[key]
+        run = RUNS / spec["run"]
+        if not (run / "best.safetensors").is_file():
+            print(f"{key}: no finished run in {run}; skipped")
+            continue
+        n, seconds = _epochs(RUNS / spec.get("time_root", spec["run"]))
+        summary = dict(
+            key=key,
+            task=spec["task"],
+            command=spec["command"].replace("{data}", "$DATA"),
+            epochs=n,
+            train_seconds=round(seconds),
+            config=json.loads((run / "config.json").read_text()),
+            test=_test_metrics(spec, run, data),
+        )
+        out = STORE / key
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        shutil.copyfile(run / "metrics.csv", out / "metrics.csv")
+        print(f"{key}: {n} epochs, {seconds / 60:.0f} min -> {out / 'summary.json'}")
+
+
+def _authors() -> dict[str, dict]:
+    """The authors' published values: binary rows and per-class rows (GGO = -1, consolidation = -2 files)."""
+    from infnet.data.semiseg import REFERENCE
+    from infnet.metrics.reference import parse_result_txt
+
+    res = _data_root() / REFERENCE / "EvaluateResults"
+    out: dict[str, dict] = {"binary": {}, "ggo": {}, "consolidation": {}}
+    for sub in ("previous/", ""):
+        out["binary"].update(parse_result_txt(res / f"{sub}LungInfection-Test-1_result.txt"))
+        out["ggo"].update(parse_result_txt(res / f"{sub}MultiClassInfection-Test-1_result.txt"))
+        out["consolidation"].update(parse_result_txt(res / f"{sub}MultiClassInfection-Test-2_result.txt"))
+    return out
+
+
+PAPER_KEYS = ("meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE")
+
+
+def _row(name: str, m: dict | None, std: float | None, minutes: str) -> str:
+    cells = [f"{m[k]:.3f}" if m and k in m else "-" for k in PAPER_KEYS]
+    return f"| {name} | " + " | ".join(cells) + f" | {'-' if std is None else f'{std:.3f}'} | {minutes} |"
+
+
+def render() -> str:
+    authors = _authors()
+    summaries = {p.parent.name: json.loads(p.read_text()) for p in sorted(STORE.glob("*/summary.json"))}
+    head = "| model | " + " | ".join(PAPER_KEYS) + " | Dice@0.5 | train min |\n|---|" + "---|" * (len(PAPER_KEYS) + 2)
+    lines = [
+        "# Results: every trained model on the 48 COVID-SemiSeg test slices",
+        "",
+        "Generated by `.venv/bin/python benchmarks/reproduce.py` from the run directories (summaries in",
+        "`benchmarks/runs/<key>/summary.json`); do not edit by hand. Paper protocol (the authors' MATLAB evaluator,",
+        "re-implemented and checked against their published metric files) plus the standard Dice at p >= 0.5.",
+        "Rows in *italics* are the authors' published values (their `*_result.txt`), not ours. Training time is",
+        "the sum of the epoch times on this 2-core CPU, with two trainings sharing it (pseudo-labelling passes",
+        "and test evaluation excluded). `$DATA` = the COVID-SemiSeg root.",
+        "",
+    ]
+    sections = [("binary", "Lung infection (binary), LungInfection-Test", [None])]
+    sections += [("multiclass", "Multi-class, MultiClassInfection-Test", ["ggo", "consolidation"])]
+    for task, title, classes in sections:
+        for cls in classes:
+            label = {None: "", "ggo": " - ground-glass opacity (GT-1)", "consolidation": " - consolidation (GT-2)"}[cls]
+            lines += [f"## {title}{label}", "", head]
+            seen_group, shown_paper = None, set()
+            for key, spec in SPECS.items():
+                if spec["task"] != task or key not in summaries:
+                    continue
+                s = summaries[key]
+                m = s["test"] if cls is None else s["test"][cls]
+                if spec["group"] != seen_group:
+                    seen_group = spec["group"]
+                    lines.append(f"| **{seen_group}** |" + " |" * (len(PAPER_KEYS) + 2))
+                lines.append(_row(f"`{key}`", m["paper"], m["standard"]["dice"], f"{s['train_seconds'] / 60:.0f}"))
+                paper = spec.get("paper")
+                table = authors["binary" if cls is None else cls]
+                if paper and paper in table and paper not in shown_paper:
+                    shown_paper.add(paper)
+                    lines.append(_row(f"*authors' {paper}*", table[paper], None, "-"))
+            lines.append("")
+    lines += ["## Commands", ""]
+    for key, s in summaries.items():
+        lines.append(f"- `{key}`: `{s['command']}` ({s['epochs']} epochs in all steps)")
+    lines += ["", f"Multi-class models are evaluated with the infection prior of `{INFECTION_MODEL}`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    action = argv[0] if argv else "all"
+    keys = argv[1:] or list(SPECS)
+    unknown = [k for k in keys if k not in SPECS]
+    if unknown:
+        print(f"unknown keys: {', '.join(unknown)}; choose from: {', '.join(SPECS)}", file=sys.stderr)
+        return 2
+    if action == "commands":
+        data = _data_root()
+        for key in keys:
+            print(command(key, data))
+        return 0
+    if action in ("collect", "all"):
+        collect(keys)
+    if action in ("render", "all"):
+        (ROOT / "benchmarks" / "reproduce.md").write_text(render())
+        print(f"wrote {ROOT / 'benchmarks' / 'reproduce.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

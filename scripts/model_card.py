@@ -1,0 +1,80 @@
+"""Model cards (Markdown) rendered from a bundled model's registry entry; used by scripts/bundle_model.py."""
+
+from __future__ import annotations
+
+PAPER_KEYS = ("meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE")
+STANDARD_KEYS = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "dice_pooled")
+PAPER_HEAD = "| {first} | Dice | Sen | Spec | S-measure | mean E-measure | MAE |\n|---|---|---|---|---|---|---|"
+STANDARD_HEAD = (
+    "| {first} | Dice@0.5 | IoU | sensitivity | specificity | precision | HD95 (px) | pooled Dice |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+CLASS_NAMES = {"ggo": "ground-glass opacity", "consolidation": "consolidation"}
+
+
+def _cells(metrics: dict, keys) -> str:
+    return " | ".join("-" if metrics.get(k) is None else f"{metrics[k]:.3f}" for k in keys)
+
+
+def _round(v, digits: int = 4):
+    return v if v is None else round(v, digits)
+
+
+def _tables(metrics: dict, task: str) -> str:
+    """Paper- and standard-protocol tables; multi-class entries have one row per class."""
+    if task == "multiclass":
+        paper = [f"| {CLASS_NAMES[c]} | {_cells(metrics[c]['paper'], PAPER_KEYS)} |" for c in CLASS_NAMES]
+        std = [f"| {CLASS_NAMES[c]} | {_cells(metrics[c]['standard'], STANDARD_KEYS)} |" for c in CLASS_NAMES]
+        first = "class"
+    else:
+        paper = [f"| paper (authors' MATLAB protocol) | {_cells(metrics['paper'], PAPER_KEYS)} |"]
+        std = [f"| standard | {_cells(metrics['standard'], STANDARD_KEYS)} |"]
+        first = "protocol"
+    return "\n".join([PAPER_HEAD.format(first=first), *paper, "", STANDARD_HEAD.format(first=first), *std])
+
+
+def model_card(e: dict) -> str:
+    """The Markdown card of registry entry ``e``."""
+    task = e.get("task", "binary")
+    if task == "multiclass":
+        output = (
+            "softmax probabilities of ground-glass opacity and consolidation; input = the slice (3 channels) + "
+            f"the binarised infection prior of `{e['infection_model']}` (4th channel)"
+        )
+        family = "infection-guided multi-class segmentation (Inf-Net paper, section III-E)"
+    else:
+        output = "infection probability (sigmoid of the final map)"
+        family = "Inf-Net, Fan et al. IEEE TMI 2020"
+    all_steps = e.get("training_epochs_all_steps", e["epochs"])
+    steps = f" ({all_steps} epochs over all training steps)" if all_steps != e["epochs"] else ""
+    return f"""# Model card: {e["name"]}
+
+{e["description"]}
+
+- Architecture: `{e["arch"]}` ({family}), {e["size_bytes"] / 1e6:.1f} MB fp16 safetensors,
+  sha256 `{e["sha256"]}`
+- Input: {e["input_size"]}x{e["input_size"]}, grey slice repeated to 3 channels, normalised with
+  mean {e["normalisation"]["mean"]} / std {e["normalisation"]["std"]}
+- Output: {output}
+
+## Training
+- Data: {e["training_data"]}. The 48 test slices were not used for training or selection.
+- Command: `{e["command"]}`
+- Final step: {e["epochs"]} epochs{steps}; {e["train_seconds"] / 60:.0f} min of training-epoch time on
+  {e["machine"]} (sum of the epoch times in the metrics.csv files; median epoch of the final step
+  {e["median_epoch_seconds"]} s; epochs were slowed by other jobs sharing the CPU); selected epoch
+  {e["selected_epoch"]} (validation Dice {_round(e["val_dice"])})
+
+## Results on {e["metrics"]["test_set"]}
+Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e["eval_command"]}`).
+
+{_tables(e["metrics"], task)}
+
+The authors' {e["authors_model"]} (their published predictions, same evaluator and test slices):
+
+{_tables(e["authors_metrics"], task)}
+
+## Licence and intended use
+Weights: {e["licence"]}. The COVID-SemiSeg dataset is licensed for non-commercial use only; so are these
+weights. Research software: not a medical device, not for clinical diagnosis.
+"""
