@@ -101,6 +101,26 @@ SPECS: dict[str, dict] = {
         command="infnet multiclass train --out runs/mc-fcn8s-effl2 --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
         "--batch-size 8 --augment --seed 0",
     ),
+    "mc-fcn8s-effl2-pn": dict(
+        task="multiclass",
+        group="Multi-class Semi-Inf-Net + FCN8s (image + infection prior)",
+        run="mc-fcn8s-effl2-pn",
+        paper="Semi-Inf-Net_FCN8s_1100",
+        command="infnet predict --model infnet-effl2-semiseg --input "
+        "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
+        "infnet multiclass train --out runs/mc-fcn8s-effl2-pn --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
+        "--batch-size 8 --augment --prior-noise --val-priors runs/priors-labeled --seed 0",
+    ),
+    "mc-fcn8s-effl2-dice": dict(
+        task="multiclass",
+        group="Multi-class Semi-Inf-Net + FCN8s (image + infection prior)",
+        run="mc-fcn8s-effl2-dice",
+        paper="Semi-Inf-Net_FCN8s_1100",
+        command="infnet predict --model infnet-effl2-semiseg --input "
+        "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
+        "infnet multiclass train --out runs/mc-fcn8s-effl2-dice --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
+        "--batch-size 8 --augment --loss ce+dice --val-priors runs/priors-labeled --seed 0",
+    ),
     "mc10-fcn8s-effl2": _mc10("fcn8s-effl2", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-fcn8s-vgg16": _mc10("fcn8s-vgg16", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-unet-effl2": _mc10("unet-effl2", "Semi-Inf-Net_UNet"),

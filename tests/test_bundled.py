@@ -13,8 +13,9 @@ from infnet.io.images import read_gray
 from infnet.models import weights
 
 
-def test_registry_entry_is_complete():
-    entry = weights.bundled_entry(weights.DEFAULT_MODEL)
+@pytest.mark.parametrize("name", weights.list_bundled())
+def test_registry_entry_is_complete(name):
+    entry = weights.bundled_entry(name)
     for key in (
         "name",
         "arch",
@@ -29,8 +30,13 @@ def test_registry_entry_is_complete():
     ):
         assert key in entry
     assert "non-commercial" in entry["licence"]
-    assert set(entry["metrics"]["paper"]) >= {"meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE"}
+    parts = [entry["metrics"][c] for c in ("ggo", "consolidation")] if entry["task"] == "multiclass" else [entry["metrics"]]
+    for metrics in parts:
+        assert set(metrics["paper"]) >= {"meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE"}
+    if entry["task"] == "multiclass":  # its infection prior comes from another bundled model
+        assert entry["infection_model"] in weights.list_bundled()
     assert weights.sha256_file(weights.WEIGHTS_DIR / entry["file"]) == entry["sha256"]
+    assert (weights.WEIGHTS_DIR / f"{name}.md").is_file()
 
 
 def test_tampered_weights_are_refused(tmp_path, monkeypatch):

@@ -23,6 +23,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--list", metavar="FILE", help="text file with one scan per line: process a cohort")
     p.add_argument("--model", metavar="NAME|PATH", default=None, help="model name or weights path (default: bundled)")
+    p.add_argument("--multiclass", action="store_true",
+                   help="use the bundled multi-class model: ground-glass opacity and consolidation")  # fmt: skip
     p.add_argument(
         "--infection-model",
         metavar="NAME|PATH",
@@ -44,6 +46,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     p.set_defaults(func=run)
     return p
+
+
+def _model_name(args) -> str | None:
+    """``--model``, or the bundled multi-class model with ``--multiclass``."""
+    if not getattr(args, "multiclass", False):
+        return args.model
+    if args.model:
+        raise InfnetError("give either --model or --multiclass")
+    from infnet.models.weights import DEFAULT_MULTICLASS_MODEL
+
+    return DEFAULT_MULTICLASS_MODEL
 
 
 def load_predictor(model: str | None, infection_model: str | None = None):
@@ -82,7 +95,7 @@ def run(args) -> int:
         from infnet.scan.cohort import read_list, segment_cohort
 
         items = read_list(args.list)
-        predictor = load_predictor(args.model, args.infection_model)
+        predictor = load_predictor(_model_name(args), args.infection_model)
         summary = segment_cohort(predictor, items, args.output, progress=not args.quiet, quiet=args.quiet,
                                  overlays=not args.no_overlays, **options)  # fmt: skip
         if not args.quiet:
@@ -95,7 +108,7 @@ def run(args) -> int:
     if not source.exists():
         raise InfnetError(f"{source}: no such file or folder")
     check_output_dir(source, args.output)
-    predictor = load_predictor(args.model, args.infection_model)
+    predictor = load_predictor(_model_name(args), args.infection_model)
     result = segment_file(predictor, source, progress=not args.quiet, **options)
     write_outputs(result, args.output, overlays=not args.no_overlays)
     if not args.quiet:

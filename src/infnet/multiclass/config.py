@@ -33,6 +33,10 @@ class MultiClassConfig:
     train_size: int = 352
     rates: list[float] = field(default_factory=lambda: [1.0])
     augment: bool = False
+    # Perturb the training prior (random dilation/erosion, cut-out boxes) so that the model learns to correct an
+    # imperfect infection map from the image, as it must at inference (the prior then comes from a model).
+    prior_noise: bool = False
+    loss: str = "ce"  # "ce" (the paper's FCN8s) or "ce+dice" (adds soft Dice of GGO and consolidation)
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True  # NHWC activations: faster training steps on CPU

@@ -80,6 +80,7 @@ class MultiClassDataset(Dataset):
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
         augment: bool = False,
+        prior_noise: bool = False,
     ):
         pairs = pair_by_stem(image_dir, label_dir, stems)
         priors = index_by_stem(prior_dir) if prior_dir else None
@@ -102,6 +103,7 @@ class MultiClassDataset(Dataset):
             self.labels.append(label)
             self.priors.append(prior)
         self.size, self.mean, self.std, self.augment = size, tuple(mean), tuple(std), augment
+        self.prior_noise = prior_noise
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -109,12 +111,37 @@ class MultiClassDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_input(self.images[i], self.priors[i], self.size, self.mean, self.std)
         y = resize_label(self.labels[i], self.size)
+        if self.prior_noise:
+            x[3] = perturb_prior(x[3])
         if self.augment:  # random flips (torch's global RNG, so resumed runs replay it)
             if torch.rand(()) < 0.5:
                 x, y = x.flip(-1), y.flip(-1)
             if torch.rand(()) < 0.5:
                 x, y = x.flip(-2), y.flip(-2)
         return x, y
+
+
+def perturb_prior(prior: torch.Tensor, p: float = 0.8) -> torch.Tensor:
+    """Randomly degrade a prior channel (S,S) in [-1, 1] like a model's infection map would be wrong.
+
+    With probability ``p``: dilate or erode by 1..S/44 pixels (8 at 352), then with probability 0.5 blank a
+    random box of S/16..S/4 a side (a missed lesion). Uses torch's global RNG, so resumed runs replay it.
+    """
+    if torch.rand(()) >= p:
+        return prior
+    s = prior.shape[-1]
+    q = prior[None, None]
+    r = int(torch.randint(1, max(2, s // 44) + 1, ()))
+    if torch.rand(()) < 0.5:
+        q = F.max_pool2d(q, 2 * r + 1, stride=1, padding=r)
+    else:
+        q = -F.max_pool2d(-q, 2 * r + 1, stride=1, padding=r)
+    q = q[0, 0].clone()
+    if torch.rand(()) < 0.5:
+        h, w = (int(v) for v in torch.randint(s // 16, s // 4 + 1, (2,)))
+        y0, x0 = int(torch.randint(0, s - h + 1, ())), int(torch.randint(0, s - w + 1, ()))
+        q[y0 : y0 + h, x0 : x0 + w] = -1.0
+    return q
 
 
 def class_dice(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -50,8 +50,12 @@ def resolve_data(cfg: MultiClassConfig) -> dict:
     prior = root / PRIOR_DIR if (root / PRIOR_DIR).is_dir() else None
     base = dict(image_dir=root / split.image_dir, label_dir=root / split.mask_dir, prior_dir=prior)
     out["train"] = dict(base, stems=semiseg.read_split_list(root, cfg.train_split))
+    if cfg.train_priors:
+        out["train"]["prior_dir"] = cfg.train_priors
     if cfg.val_split:
         out["val"] = dict(base, stems=semiseg.read_split_list(root, cfg.val_split))
+        if cfg.val_priors:  # e.g. a binary model's maps of the val slices: selection under inference conditions
+            out["val"]["prior_dir"] = cfg.val_priors
     return out
 
 
@@ -64,9 +68,25 @@ def build_model(name: str, encoder_weights: str | None):
     return create_model(name, encoder_weights=encoder_weights, in_chans=IN_CHANS, num_classes=NUM_CLASSES)
 
 
-def multiclass_loss(outputs: dict, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy summed over the model's side outputs (baselines have one)."""
-    return sum(F.cross_entropy(m.float(), labels) for m in outputs["maps"])
+def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice of the infection classes (1..C-1), over the batch. logits (B,C,H,W), labels (B,H,W) int64.
+
+    Pooled over the batch and smoothed by ``eps``, so a batch without a class gives a loss near 0 for it.
+    """
+    prob = torch.softmax(logits, dim=1)[:, 1:]
+    onehot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(prob.dtype)
+    inter = (prob * onehot).sum(dim=(0, 2, 3))
+    total = prob.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    return (1 - (2 * inter + eps) / (total + eps)).mean()
+
+
+def multiclass_loss(outputs: dict, labels: torch.Tensor, dice: bool = False) -> torch.Tensor:
+    """Cross-entropy (+ soft Dice of GGO and consolidation with ``dice``) summed over the side outputs."""
+    total = 0.0
+    for m in outputs["maps"]:
+        m = m.float()
+        total = total + F.cross_entropy(m, labels) + (soft_dice_loss(m, labels) if dice else 0.0)
+    return total
 
 
 @torch.inference_mode()
@@ -102,7 +122,7 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = build_model(cfg.model, None if resume else cfg.encoder_weights).to(device, memory_format=memory_format)
     norm = dict(size=cfg.train_size, mean=model.mean, std=model.std)
-    train_set = MultiClassDataset(**data["train"], **norm, augment=cfg.augment)
+    train_set = MultiClassDataset(**data["train"], **norm, augment=cfg.augment, prior_noise=cfg.prior_noise)
     val_set = MultiClassDataset(**data["val"], **norm) if "val" in data else None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_epoch, best = 0, -1.0
@@ -126,7 +146,7 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
                 xs, ys = _resize_batch(x, y, size)
                 xs = xs.contiguous(memory_format=memory_format)
                 optimizer.zero_grad(set_to_none=True)
-                loss = multiclass_loss(model(xs), ys)
+                loss = multiclass_loss(model(xs), ys, dice=cfg.loss == "ce+dice")
                 loss.backward()
                 torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
                 optimizer.step()
