@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "benchmarks" / "runs"
 RUNS = ROOT / "runs"
-INFECTION_MODEL = "infnet-effl2-semi-semiseg"  # the bundled Semi-Inf-Net gives multi-class models their prior
+INFECTION_MODEL = "infnet-effl2-semiseg"  # the best bundled binary model by validation Dice gives the prior
 LUNG_TEST = "Dataset/TestingSet/LungInfection-Test"
 TEST_ARGS = f"--test-images {{data}}/{LUNG_TEST}/Imgs --test-masks {{data}}/{LUNG_TEST}/GT"
 B10 = "--epochs 10 --decay-epoch 8 --batch-size 4 --rates 1.0 --augment --seed 0"
@@ -78,14 +78,13 @@ SPECS: dict[str, dict] = {
         command="infnet semi --out runs/semi-k400 --init src/infnet/weights/infnet-effl2-semiseg.safetensors "
         "--k 400 --round-cap 100 --pretrain-epochs 1 --finetune-epochs 20 --augment --seed 0",
     ),
-    "semi-k800": dict(
+    "semi-k400-alg1": dict(
         task="binary",
-        group=SEMI,
-        run="semi-k800/finetune/run",
-        time_root="semi-k800",
+        group="Semi-Inf-Net, Algorithm 1 only (the model after the last pseudo-labelling round, no two-step)",
+        run="semi-k400/rounds/r003/run",
+        time_root="semi-k400/rounds",
         paper="Semi-Inf-Net",
-        command="infnet semi --out runs/semi-k800 --init src/infnet/weights/infnet-effl2-semiseg.safetensors "
-        "--k 800 --round-cap 100 --pretrain-epochs 1 --finetune-epochs 20 --augment --seed 0",
+        command="(the rounds of semi-k400: K=400, 3 fine-tuning rounds of 1 epoch on 100 slices each)",
     ),
     "b10-infnet-effl2": _b10("infnet-effl2", "Inf-Net"),
     "b10-unet-effl2": _b10("unet-effl2", "UNet"),

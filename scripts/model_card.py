@@ -41,7 +41,7 @@ def model_card(e: dict) -> str:
             "softmax probabilities of ground-glass opacity and consolidation; input = the slice (3 channels) + "
             f"the binarised infection prior of `{e['infection_model']}` (4th channel)"
         )
-        family = "infection-guided multi-class segmentation (Inf-Net paper, section III-E)"
+        family = "infection-guided multi-class segmentation, Inf-Net paper section III-E"
     else:
         output = "infection probability (sigmoid of the final map)"
         family = "Inf-Net, Fan et al. IEEE TMI 2020"
