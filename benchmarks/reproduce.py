@@ -69,16 +69,6 @@ SPECS: dict[str, dict] = {
         command="infnet semi --out runs/semi-published --from-published --model infnet-effl2 --pretrain-epochs 2 "
         "--finetune-epochs 20 --augment --seed 0",
     ),
-    "semi-published-ms": dict(
-        task="binary",
-        group=SEMI,
-        run="semi-published-ms",
-        time_root="semi-published-ms",
-        paper="Semi-Inf-Net",
-        command="infnet train --out runs/semi-published-ms --model infnet-effl2 --init-checkpoint "
-        "runs/semi-published/pretrain/run/last.safetensors --epochs 20 --decay-epoch 15 --batch-size 4 --augment "
-        f"--seed 0 {TEST_ARGS}  # multi-scale fine-tuning of semi-published's pre-trained model",
-    ),
     "semi-k400": dict(
         task="binary",
         group=SEMI,
