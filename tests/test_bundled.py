@@ -30,7 +30,9 @@ def test_registry_entry_is_complete(name):
     ):
         assert key in entry
     assert "non-commercial" in entry["licence"]
-    parts = [entry["metrics"][c] for c in ("ggo", "consolidation")] if entry["task"] == "multiclass" else [entry["metrics"]]
+    parts = (
+        [entry["metrics"][c] for c in ("ggo", "consolidation")] if entry["task"] == "multiclass" else [entry["metrics"]]
+    )
     for metrics in parts:
         assert set(metrics["paper"]) >= {"meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE"}
     if entry["task"] == "multiclass":  # its infection prior comes from another bundled model

@@ -36,9 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--rates", type=float, nargs="+", default=d.rates, help="multi-scale rates")
     t.add_argument("--augment", action="store_true", help="random flips")
     t.add_argument("--loss", default=d.loss, choices=["ce", "ce+dice"], help="training loss (default ce)")
-    t.add_argument(
-        "--prior-noise", action="store_true", help="perturb the training prior (dilate/erode, cut-outs)"
-    )
+    t.add_argument("--prior-noise", action="store_true", help="perturb the training prior (dilate/erode, cut-outs)")
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--device", default=d.device)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
