@@ -1,0 +1,90 @@
+"""How much of the multi-class error is the infection map's? Scores a multi-class model with different priors.
+
+    .venv/bin/python benchmarks/multiclass_prior.py [--model fcn8s-effl2-multiclass-semiseg]
+        [--infection-model infnet-effl2-semiseg]
+
+On the 48 MultiClassInfection-Test slices (paper-protocol meanDic and Dice@0.5, GGO vs GT-1 and consolidation
+vs GT-2), prints:
+
+- ``model prior``: the multi-class model as shipped (prior = the infection model's binarised map);
+- ``GT prior``: the same model given the ground-truth infection mask as its prior (the training condition);
+- ``model prior, gated``: the model's class split (GGO / (GGO + consolidation)) times the infection probability;
+- ``GT prior, gated``: the class split with the GT prior, applied inside the ground-truth mask only;
+- ``all infection = class``: the infection model's probability (or the GT mask) scored as if every infected
+  pixel were GGO, or consolidation: what a perfect or a trivial class split could reach with that map.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from infnet.data import semiseg
+from infnet.evaluate import evaluate_folders
+from infnet.inference import Segmenter, load_predictor
+from infnet.io.images import list_images, read_gray, write_png
+
+GT = {"ggo": "multiclass-test-ggo", "consolidation": "multiclass-test-consolidation"}
+
+
+def _write(folder: Path, stem: str, prob: np.ndarray) -> None:
+    write_png(folder / f"{stem}.png", np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="fcn8s-effl2-multiclass-semiseg")
+    ap.add_argument("--infection-model", default="infnet-effl2-semiseg")
+    args = ap.parse_args(argv)
+    root = semiseg.find_dataset()
+    images = list_images(root / semiseg.SPLITS["multiclass-test"].image_dir)
+    gt_dirs = {c: root / semiseg.SPLITS[s].mask_dir for c, s in GT.items()}
+    seg = load_predictor(args.model, infection_model=args.infection_model, device="cpu")
+    infection = Segmenter.from_pretrained(args.infection_model, device="cpu")
+    variants = (
+        "model prior",
+        "model prior, gated",
+        "GT prior",
+        "GT prior, gated",
+        "model map = class",
+        "GT mask = class",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {v: Path(tmp) / str(i) for i, v in enumerate(variants)}
+        for path in images:
+            image, stem = read_gray(path), path.stem
+            gt = {c: read_gray(gt_dirs[c] / f"{stem}.png") > 0 for c in GT}
+            gt_inf = gt["ggo"] | gt["consolidation"]
+            prior_gt = np.where(gt_inf, 255, 0).astype(np.uint8)
+            p_model = seg.predict_proba([image])[0]
+            with torch.inference_mode():  # the same network, handed the ground-truth prior
+                seg.priors = lambda slices, p=prior_gt: [p]
+                p_gt = seg.predict_proba([image])[0]
+                del seg.priors
+            split = p_gt[0] / np.maximum(p_gt[0] + p_gt[1], 1e-6)
+            p_inf = infection.predict_proba([image])[0][0]
+            split_m = p_model[0] / np.maximum(p_model[0] + p_model[1], 1e-6)
+            for c, k in (("ggo", 0), ("consolidation", 1)):
+                _write(out["model prior"] / c, stem, p_model[k])
+                _write(out["model prior, gated"] / c, stem, p_inf * (split_m if k == 0 else 1 - split_m))
+                _write(out["GT prior"] / c, stem, p_gt[k])
+                _write(out["GT prior, gated"] / c, stem, gt_inf * (split if k == 0 else 1 - split))
+                _write(out["model map = class"] / c, stem, p_inf)
+                _write(out["GT mask = class"] / c, stem, gt_inf.astype(np.float32))
+        print(f"{args.model} (prior: {args.infection_model}), {len(images)} MultiClassInfection-Test slices")
+        print(f"  {'variant':<20} {'GGO meanDic':>12} {'GGO Dice@0.5':>13} {'cons meanDic':>13} {'cons Dice@0.5':>14}")
+        for v in variants:
+            cells = []
+            for c in GT:
+                r = evaluate_folders(out[v] / c, gt_dirs[c], "both")
+                cells += [r.paper["meanDic"], r.standard["dice"]]
+            print(f"  {v:<20} {cells[0]:>12.3f} {cells[1]:>13.3f} {cells[2]:>13.3f} {cells[3]:>14.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
