@@ -93,3 +93,27 @@ def test_bundled_multiclass_model_on_real_test_slices(semiseg_root, tmp_path):
             if gt.any() or pred.any():
                 dice[c].append(2 * (pred & gt).sum() / (pred.sum() + gt.sum()))
     assert np.mean(dice[1]) > 0.3 and np.mean(dice[2]) > 0.3, dice  # 0.347 and 0.384 measured here
+
+
+def test_multiclass_evaluate_cli_reproduces_the_card(semiseg_root, tmp_path, capsys):
+    """`infnet multiclass evaluate` on the 48 test slices gives the registry's (model card's) numbers."""
+    import json
+
+    from infnet.cli import main
+
+    name = weights.DEFAULT_MULTICLASS_MODEL
+    entry = weights.bundled_entry(name)
+    assert main(["multiclass", "evaluate", "--model", name, "--out", str(tmp_path / "eval")]) == 0
+    assert "consolidation" in capsys.readouterr().out
+    got = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for cls in ("ggo", "consolidation"):
+        for key in ("meanDic", "Sm", "MAE"):
+            assert abs(got[cls]["paper"][key] - entry["metrics"][cls]["paper"][key]) < 2e-3, (cls, key)
+
+
+def test_segment_multiclass_flag_conflicts_with_model(tmp_path, capsys):
+    from infnet.cli import main
+
+    code = main(["segment", "x.png", "-o", str(tmp_path / "o"), "--multiclass", "--model", "infnet-effl2-semiseg"])
+    err = capsys.readouterr().err
+    assert code == 2 and "either --model or --multiclass" in err and len(err.strip().splitlines()) == 1

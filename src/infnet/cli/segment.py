@@ -91,11 +91,12 @@ def run(args) -> int:
     if bool(args.input) == bool(args.list):
         raise InfnetError("give either INPUT or --list FILE")
     options = _options(args)
+    model = _model_name(args)
     if args.list:
         from infnet.scan.cohort import read_list, segment_cohort
 
         items = read_list(args.list)
-        predictor = load_predictor(_model_name(args), args.infection_model)
+        predictor = load_predictor(model, args.infection_model)
         summary = segment_cohort(predictor, items, args.output, progress=not args.quiet, quiet=args.quiet,
                                  overlays=not args.no_overlays, **options)  # fmt: skip
         if not args.quiet:
@@ -108,7 +109,7 @@ def run(args) -> int:
     if not source.exists():
         raise InfnetError(f"{source}: no such file or folder")
     check_output_dir(source, args.output)
-    predictor = load_predictor(_model_name(args), args.infection_model)
+    predictor = load_predictor(model, args.infection_model)
     result = segment_file(predictor, source, progress=not args.quiet, **options)
     write_outputs(result, args.output, overlays=not args.no_overlays)
     if not args.quiet:
