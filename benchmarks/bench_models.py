@@ -1,6 +1,7 @@
 """Training and inference throughput of the Inf-Net encoders, side by side in one run on this machine.
 
     .venv/bin/python benchmarks/bench_models.py [--models infnet-effl2 infnet-res2net50] [--batch 4] [--iters 3]
+        [--channels-last]   # NHWC model and inputs, as the trainers and Segmenter use by default
 
 Training: images/s for forward + backward + Adam step at 352x352 (batch --batch, paper loss), i.e. one
 scale of the multi-scale schedule. Inference: slices/s at 352x352 under torch.inference_mode (batch 8).
@@ -30,12 +31,13 @@ def _time(fn, iters: int) -> float:
     return statistics.median(times)
 
 
-def bench(name: str, batch: int, iters: int, size: int = 352) -> dict:
+def bench(name: str, batch: int, iters: int, size: int = 352, channels_last: bool = False) -> dict:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = create_model(name)
+        model = create_model(name).to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, 3, size, size)
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
     mask = (torch.rand(batch, 1, size, size) > 0.7).float()
 
     def train_step():
@@ -45,7 +47,7 @@ def bench(name: str, batch: int, iters: int, size: int = 352) -> dict:
         loss.backward()
         opt.step()
 
-    xi = torch.randn(8, 3, size, size)
+    xi = torch.randn(8, 3, size, size).contiguous(memory_format=fmt)
 
     def infer():
         model.eval()
@@ -69,11 +71,13 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["infnet-effl2", "infnet-res2net50"])
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--channels-last", action="store_true", help="NHWC model and inputs")
     args = ap.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input 352x352")
+    layout = "channels_last" if args.channels_last else "NCHW"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input 352x352, {layout}")
     print(f"{'model':<20} {'params (M)':>10} {'train img/s':>12} {'s/train img':>12} {'infer slices/s':>15}")
     for name in args.models:
-        r = bench(name, args.batch, args.iters)
+        r = bench(name, args.batch, args.iters, channels_last=args.channels_last)
         print(
             f"{r['model']:<20} {r['params_m']:>10.2f} {r['train_img_s']:>12.2f} {r['s_per_train_img']:>12.3f} "
             f"{r['infer_slices_s']:>15.2f}",
