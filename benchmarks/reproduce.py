@@ -30,24 +30,23 @@ TEST_ARGS = f"--test-images {{data}}/{LUNG_TEST}/Imgs --test-masks {{data}}/{LUN
 B10 = "--epochs 10 --decay-epoch 8 --batch-size 4 --rates 1.0 --augment --seed 0"
 
 
+def _budget(task: str, model: str, paper: str | None) -> dict:
+    """A run at the shared short budget ``B10``: binary (``b10-``) or multi-class (``mc10-``)."""
+    if task == "binary":
+        group = "Baselines, same budget (10 epochs, 352, single scale, batch 4, augmentation)"
+        run, command = f"b10-{model}", f"infnet train --out runs/b10-{model} --model {model} {B10} {TEST_ARGS}"
+    else:
+        group = "Multi-class, same budget (10 epochs, 352, single scale, batch 4, flips); all get the infection prior"
+        run, command = f"mc10-{model}", f"infnet multiclass train --out runs/mc10-{model} --model {model} {B10}"
+    return dict(task=task, group=group, run=run, paper=paper, command=command)
+
+
 def _b10(model: str, paper: str | None) -> dict:
-    return dict(
-        task="binary",
-        group="Baselines, same budget (10 epochs, 352, single scale, batch 4, augmentation)",
-        run=f"b10-{model}",
-        paper=paper,
-        command=f"infnet train --out runs/b10-{model} --model {model} {B10} {TEST_ARGS}",
-    )
+    return _budget("binary", model, paper)
 
 
 def _mc10(model: str, paper: str | None) -> dict:
-    return dict(
-        task="multiclass",
-        group="Multi-class, same budget (10 epochs, 352, single scale, batch 4, flips); all get the infection prior",
-        run=f"mc10-{model}",
-        paper=paper,
-        command=f"infnet multiclass train --out runs/mc10-{model} --model {model} {B10}",
-    )
+    return _budget("multiclass", model, paper)
 
 
 MC = "Multi-class FCN8s guided by an infection map (the paper: Semi-Inf-Net + FCN8s)"

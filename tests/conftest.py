@@ -28,3 +28,14 @@ def semiseg_root():
 def ct_samples():
     """Root of the real CT samples (NIfTI, DICOM series) for the scan pipeline."""
     return _require(find_ct_samples(required=False), "ct-samples")
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (tiny models are slower with more), restoring the count after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

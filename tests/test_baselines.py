@@ -19,12 +19,7 @@ NAMES = ["unet-effl2", "unetpp-effl2", "deeplabv3p-os8-effl2", "deeplabv3p-os16-
 TINY = {"fcn8s-vgg16": dict(base_channels=4, fc_channels=8)}  # keeps the from-scratch VGG cheap
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads cost more than they give
 
 
 def test_registered():

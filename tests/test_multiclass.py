@@ -23,12 +23,7 @@ from infnet.multiclass import MultiClassConfig, MultiClassSegmenter, read_class_
 PALETTE = [0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 9)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads cost more than they give
 
 
 def _save_palette(path: Path, label: np.ndarray) -> None:

@@ -21,12 +21,7 @@ from test_multiclass import make_multiclass
 TINY = dict(base_channels=4, fc_channels=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads cost more than they give
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import infnet.training.trainer as trainer
@@ -21,12 +20,7 @@ from infnet.semi import PAPER_SETTING, SemiConfig, run_semi
 TINY = ["--batch-size", "2", "--train-size", "64", "--encoder-weights", "none", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads cost more than they give
 
 
 @pytest.fixture
