@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infnet.errors import InfnetError
-from infnet.inference import Segmenter
+from infnet.inference import Segmenter, is_multiclass
 from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
 
 
@@ -71,8 +71,6 @@ class MultiClassSegmenter:
             model = load_checkpoint(path)
             size = model.checkpoint_meta.get("input_size", 352)
             name = path.stem
-        from infnet.inference import is_multiclass
-
         if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
         infection = Segmenter.from_pretrained(infection_model, device=device)
