@@ -51,6 +51,34 @@ def _mc10(model: str, paper: str | None) -> dict:
 
 MC = "Multi-class FCN8s guided by an infection map (the paper: Semi-Inf-Net + FCN8s)"
 SEMI = "Semi-Inf-Net (two-step: pre-train on 1600 pseudo-labels, fine-tune on the 45 doctor labels)"
+
+
+def _semi(run: str, args: str) -> dict:
+    """A two-step Semi-Inf-Net run (``infnet semi``); its final model is the fine-tuning step's best."""
+    return dict(
+        task="binary",
+        group=SEMI,
+        run=f"{run}/finetune/run",
+        time_root=run,
+        paper="Semi-Inf-Net",
+        command=f"infnet semi --out runs/{run} {args} --augment --seed 0",
+    )
+
+
+def _mc_model_prior(run: str, option: str) -> dict:
+    """The 60-epoch multi-class FCN8s-EffL2 with one training ``option``, selected with a model's val priors."""
+    return dict(
+        task="multiclass",
+        group=MC,
+        run=run,
+        paper="Semi-Inf-Net_FCN8s_1100",
+        command="infnet predict --model infnet-effl2-semiseg --input "
+        "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
+        f"infnet multiclass train --out runs/{run} --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
+        f"--batch-size 8 --augment {option} --val-priors runs/priors-labeled --seed 0",
+    )
+
+
 SPECS: dict[str, dict] = {
     "infnet-effl2": dict(
         task="binary",
@@ -60,23 +88,13 @@ SPECS: dict[str, dict] = {
         command="infnet train --out runs/infnet-effl2 --model infnet-effl2 --epochs 40 --decay-epoch 30 "
         "--batch-size 4 --augment --seed 0",
     ),
-    "semi-published": dict(
-        task="binary",
-        group=SEMI,
-        run="semi-published/finetune/run",
-        time_root="semi-published",
-        paper="Semi-Inf-Net",
-        command="infnet semi --out runs/semi-published --from-published --model infnet-effl2 --pretrain-epochs 2 "
-        "--finetune-epochs 20 --augment --seed 0",
+    "semi-published": _semi(
+        "semi-published", "--from-published --model infnet-effl2 --pretrain-epochs 2 --finetune-epochs 20"
     ),
-    "semi-k400": dict(
-        task="binary",
-        group=SEMI,
-        run="semi-k400/finetune/run",
-        time_root="semi-k400",
-        paper="Semi-Inf-Net",
-        command="infnet semi --out runs/semi-k400 --init src/infnet/weights/infnet-effl2-semiseg.safetensors "
-        "--k 400 --round-cap 100 --pretrain-epochs 1 --finetune-epochs 20 --augment --seed 0",
+    "semi-k400": _semi(
+        "semi-k400",
+        "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
+        "--finetune-epochs 20",
     ),
     "semi-k400-alg1": dict(
         task="binary",
@@ -100,26 +118,8 @@ SPECS: dict[str, dict] = {
         command="infnet multiclass train --out runs/mc-fcn8s-effl2 --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
         "--batch-size 8 --augment --seed 0",
     ),
-    "mc-fcn8s-effl2-pn": dict(
-        task="multiclass",
-        group=MC,
-        run="mc-fcn8s-effl2-pn",
-        paper="Semi-Inf-Net_FCN8s_1100",
-        command="infnet predict --model infnet-effl2-semiseg --input "
-        "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
-        "infnet multiclass train --out runs/mc-fcn8s-effl2-pn --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
-        "--batch-size 8 --augment --prior-noise --val-priors runs/priors-labeled --seed 0",
-    ),
-    "mc-fcn8s-effl2-dice": dict(
-        task="multiclass",
-        group=MC,
-        run="mc-fcn8s-effl2-dice",
-        paper="Semi-Inf-Net_FCN8s_1100",
-        command="infnet predict --model infnet-effl2-semiseg --input "
-        "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
-        "infnet multiclass train --out runs/mc-fcn8s-effl2-dice --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
-        "--batch-size 8 --augment --loss ce+dice --val-priors runs/priors-labeled --seed 0",
-    ),
+    "mc-fcn8s-effl2-pn": _mc_model_prior("mc-fcn8s-effl2-pn", "--prior-noise"),
+    "mc-fcn8s-effl2-dice": _mc_model_prior("mc-fcn8s-effl2-dice", "--loss ce+dice"),
     "mc10-fcn8s-effl2": _mc10("fcn8s-effl2", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-fcn8s-vgg16": _mc10("fcn8s-vgg16", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-unet-effl2": _mc10("unet-effl2", "Semi-Inf-Net_UNet"),
