@@ -87,18 +87,51 @@ def _evaluate(args, out: Path, task: str, root: Path) -> tuple[dict, dict]:
     return metrics, {"paper": res.paper, "standard": res.standard}
 
 
+def _temperature(args, out: Path, task: str, root: Path) -> tuple[float, dict]:
+    """The temperature to ship: ``--temperature`` or, for 'auto', the best val meanDic of the shipped weights."""
+    from infnet.calibration import validation_temperature
+    from infnet.inference import Segmenter
+
+    if args.temperature != "auto":
+        return float(args.temperature), {}
+    if task == "multiclass":
+        from infnet.multiclass.predict import MultiClassSegmenter
+
+        predictor = MultiClassSegmenter.from_pretrained(out, infection_model=args.infection_model, temperature=1.0)
+    else:
+        predictor = Segmenter.from_pretrained(out, temperature=1.0)
+    best, scores = validation_temperature(predictor, data=root)
+    return best, {str(t): round(v, 4) for t, v in scores.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, type=Path, help="trainer run directory (config.json, metrics.csv)")
     ap.add_argument("--name", required=True)
     ap.add_argument("--checkpoint", default="best.safetensors")
-    ap.add_argument("--command", required=True, help="the exact training command, for the card")
-    ap.add_argument("--description", default="")
-    ap.add_argument("--training-data", default=TRAINING_DATA)
+    ap.add_argument("--command", help="the exact training command, for the card (default: the existing entry's)")
+    ap.add_argument("--description", help="(default: the existing entry's, else empty)")
+    ap.add_argument("--training-data", help=f"(default: the existing entry's, else '{TRAINING_DATA}')")
     ap.add_argument("--time-root", type=Path, help="sum epoch times of every metrics.csv under this (default --run)")
     ap.add_argument("--infection-model", help="multi-class models: the bundled binary model giving the prior")
     ap.add_argument("--authors-model", help="the authors' published predictions to compare with")
+    ap.add_argument(
+        "--temperature",
+        default="auto",
+        help="output temperature stored with the weights: a number, or 'auto' = the best val meanDic "
+        "(infnet.calibration.validation_temperature); test metrics are reported at T = 1 and at this T",
+    )
     args = ap.parse_args(argv)
+    # Re-bundling a model (e.g. to add a temperature) keeps the texts of its current registry entry.
+    old = {e["name"]: e for e in json.loads(REGISTRY_FILE.read_text())} if REGISTRY_FILE.is_file() else {}
+    old = old.get(args.name, {})
+    args.command = args.command or old.get("command")
+    if not args.command:
+        ap.error(f"--command is required: '{args.name}' has no registry entry yet")
+    args.description = args.description if args.description is not None else old.get("description", "")
+    args.training_data = args.training_data or old.get("training_data", TRAINING_DATA)
+    args.infection_model = args.infection_model or old.get("infection_model")
+    args.authors_model = args.authors_model or old.get("authors_model")
 
     cfg = json.loads((args.run / "config.json").read_text())
     rows = _epoch_rows(args.time_root or args.run)
@@ -115,7 +148,13 @@ def main(argv=None) -> int:
     if task == "multiclass":
         extra.update(task="multiclass", classes=meta.get("classes"))
     save_checkpoint(model, out, extra=extra, half=True)
-    metrics, authors = _evaluate(args, out, task, semiseg.find_dataset())
+    root = semiseg.find_dataset()
+    temperature, val_scores = _temperature(args, out, task, root)
+    metrics_t1, authors = _evaluate(args, out, task, root)
+    metrics = metrics_t1
+    if temperature != 1.0:
+        save_checkpoint(model, out, extra={**extra, "temperature": temperature}, half=True)
+        metrics, _ = _evaluate(args, out, task, root)
 
     entry = {
         "name": args.name,
@@ -139,7 +178,10 @@ def main(argv=None) -> int:
         "median_epoch_seconds": round(statistics.median(float(r["seconds"]) for r in own_rows), 1),
         "machine": machine(),
         "config": cfg,
+        "temperature": temperature,
+        "temperature_val_meanDic": val_scores,
         "metrics": metrics,
+        "metrics_t1": metrics_t1,
         "authors_model": args.authors_model,
         "authors_metrics": authors,
     }

@@ -33,6 +33,25 @@ def _tables(metrics: dict, task: str) -> str:
     return "\n".join([PAPER_HEAD.format(first=first), *paper, "", STANDARD_HEAD.format(first=first), *std])
 
 
+def _temperature_note(e: dict, task: str) -> str:
+    """The output temperature and the scores of the raw network (T = 1), when the card's T differs."""
+    t = e.get("temperature", 1.0)
+    if t == 1.0 or "metrics_t1" not in e:
+        return ""
+    scores = e.get("temperature_val_meanDic", {})
+    val = ", ".join(f"T={float(k):g}: {v:.3f}" for k, v in scores.items())
+    top = ", the largest tried: it rose with T" if scores and t >= max(float(k) for k in scores) else ""
+    return f"""
+Output temperature T = {t:g}: the maps are sigmoid/softmax of T x logits (`infnet.calibration`). That leaves
+the masks at 0.5 (and the most likely class) unchanged and sharpens the maps, which raises the paper
+protocol's threshold-averaged scores (for a hard 0/1 map meanDic equals Dice@0.5). T had the best
+validation meanDic{top} ({val}; 5 val slices). The same weights at T = 1, the raw network
+(`infnet predict --temperature 1`):
+
+{_tables(e["metrics_t1"], task)}
+"""
+
+
 def model_card(e: dict) -> str:
     """The Markdown card of registry entry ``e``."""
     task = e.get("task", "binary")
@@ -69,7 +88,7 @@ def model_card(e: dict) -> str:
 Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e["eval_command"]}`).
 
 {_tables(e["metrics"], task)}
-
+{_temperature_note(e, task)}
 The authors' {e["authors_model"]} (their published predictions, same evaluator and test slices):
 
 {_tables(e["authors_metrics"], task)}

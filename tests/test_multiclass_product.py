@@ -106,3 +106,18 @@ def test_segment_cli_reports_ggo_and_consolidation(models, tmp_path):
     assert set(report["classes"]) == {"ggo", "consolidation"}
     total = sum(report["classes"][c]["area_mm2"]["total"] for c in ("ggo", "consolidation"))
     assert total == pytest.approx(report["infection"]["area_mm2"]["total"], abs=1e-2)
+
+
+def test_multiclass_temperature_sharpens_softmax_keeps_argmax(models):
+    from infnet.calibration import sharpen
+
+    mc, infection = models
+    stack = np.random.default_rng(2).integers(0, 255, (2, 40, 48), dtype=np.uint8)
+    raw = load_predictor(mc, infection_model=infection)
+    hot = load_predictor(mc, infection_model=infection, temperature=5.0)
+    assert raw.temperature == 1.0 and hot.temperature == 5.0
+    p1, p5 = raw.predict_proba(stack), hot.predict_proba(stack)
+    np.testing.assert_allclose(p5, sharpen(p1, 5.0, axis=1), atol=1e-4)
+    bg1, bg5 = 1 - p1.sum(1, keepdims=True), 1 - p5.sum(1, keepdims=True)
+    same = np.concatenate([bg1, p1], 1).argmax(1) == np.concatenate([bg5, p5], 1).argmax(1)
+    assert same.mean() > 0.999  # ties in float32 aside, the most likely class does not change

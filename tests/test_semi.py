@@ -175,3 +175,20 @@ def test_real_dataset_sources(semiseg_root):
     labeled, unlabeled, published, finetune = _sources(SemiConfig(data=str(semiseg_root), from_published=True))
     assert len(labeled) == 45 and len(unlabeled) == 1600
     assert published.is_dir() and finetune["val_split"] == "val"
+
+
+def test_finetune_recipe_options_reach_only_the_finetuning_step(data):
+    args = [
+        "semi", "--out", str(data["root"] / "ft"), "--from-published", "--model", "infnet-effl0",
+        "--labeled-images", str(data["li"]), "--labeled-masks", str(data["lm"]), "--unlabeled", str(data["ui"]),
+        "--published-masks", str(data["published"]), "--pretrain-epochs", "1", "--finetune-epochs", "2",
+        "--finetune-rates", "0.75", "1.0", "--finetune-batch-size", "1", "--finetune-decay-epoch", "1", *TINY,
+    ]  # fmt: skip
+    assert main(args) == 0
+    run = data["root"] / "ft"
+    saved = json.loads((run / "semi.json").read_text())
+    assert saved["finetune_rates"] == [0.75, 1.0] and saved["finetune_batch_size"] == 1
+    pre = json.loads((run / "pretrain/run/config.json").read_text())
+    ft = json.loads((run / "finetune/run/config.json").read_text())
+    assert pre["rates"] == [1.0] and pre["batch_size"] == 2
+    assert ft["rates"] == [0.75, 1.0] and ft["batch_size"] == 1 and ft["decay_epoch"] == 1 and ft["epochs"] == 2

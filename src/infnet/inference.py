@@ -19,10 +19,20 @@ class Segmenter:
     """A trained infection model ready for inference on 8-bit CT slices (training appearance).
 
     ``predict_proba`` takes uint8 slices (N,H,W) of any size and returns float32 (N,C,H,W) probabilities at
-    the same size; ``predict`` returns a uint8 {0,1} mask of the input's shape.
+    the same size; ``predict`` returns a uint8 {0,1} mask of the input's shape. ``temperature`` (default: the
+    checkpoint's, else 1) sharpens the maps as ``sigmoid(T * logit)``; masks at 0.5 do not change
+    (:mod:`infnet.calibration`).
     """
 
-    def __init__(self, model: nn.Module, name: str = "model", input_size: int = 352, device=None, batch_size: int = 8):
+    def __init__(
+        self,
+        model: nn.Module,
+        name: str = "model",
+        input_size: int = 352,
+        device=None,
+        batch_size: int = 8,
+        temperature: float | None = None,
+    ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # channels_last: measured 1.9x faster for the EfficientNet-Lite2 Inf-Net on a 2-core AVX2 CPU
         # (benchmarks/bench_inference.py); outputs equal eager NCHW within 1e-5.
@@ -32,6 +42,7 @@ class Segmenter:
         self.batch_size = batch_size
         self.mean, self.std = tuple(model.mean), tuple(model.std)
         self.classes: tuple[str, ...] = ("infection",)
+        self.temperature = checked_temperature(temperature, model)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None, device=None, **kw) -> Segmenter:
@@ -88,7 +99,7 @@ class Segmenter:
         batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
         logits = self.model(batch)["out"].float()
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-        return torch.sigmoid(logits).cpu().numpy()
+        return torch.sigmoid(logits * self.temperature).cpu().numpy()
 
     def predict(self, image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """uint8 {0,1} infection mask of the same shape as a uint8 slice (H,W) or stack (N,H,W)."""
@@ -108,6 +119,16 @@ class Segmenter:
         from infnet.scan.pipeline import segment_file
 
         return segment_file(self, path, **options)
+
+
+def checked_temperature(temperature: float | None, model: nn.Module) -> float:
+    """``temperature`` if given, else the one stored in the model's checkpoint metadata, else 1; must be > 0."""
+    if temperature is None:
+        temperature = getattr(model, "checkpoint_meta", {}).get("temperature", 1.0)
+    temperature = float(temperature)
+    if not temperature > 0:
+        raise InfnetError(f"temperature must be > 0, got {temperature}")
+    return temperature
 
 
 def is_multiclass(name_or_path: str | Path | None) -> bool:

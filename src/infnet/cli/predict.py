@@ -15,6 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--infection-model", help="multi-class models: the binary model giving the infection prior")
     p.add_argument("--input", required=True, help="a PNG/JPG slice or a folder of them")
     p.add_argument("--output", required=True, help="output folder (PNG per input stem, at input size)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="sharpen (>1) or soften (<1) the maps: sigmoid/softmax of T x logits; masks at 0.5 do not change "
+        "(default: the model's, see `infnet models`)",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
@@ -24,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from infnet.inference import load_predictor, predict_folder
 
-    seg = load_predictor(args.model, infection_model=args.infection_model, device=args.device)
+    seg = load_predictor(
+        args.model, infection_model=args.infection_model, device=args.device, temperature=args.temperature
+    )
     written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
     where = args.output if len(seg.classes) == 1 else f"{args.output}/{{{','.join(seg.classes)}}}"
-    print(f"wrote {len(written)} probability maps to {where} (model {seg.name})")
+    print(f"wrote {len(written)} probability maps to {where} (model {seg.name}, temperature {seg.temperature:g})")
     return 0

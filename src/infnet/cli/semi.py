@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=d.threshold, help="pseudo-label probability threshold")
     p.add_argument("--pretrain-epochs", type=int)
     p.add_argument("--finetune-epochs", type=int)
+    p.add_argument("--finetune-rates", type=float, nargs="+", help="fine-tuning step's scales (default: --rates)")
+    p.add_argument("--finetune-batch-size", type=int, help="fine-tuning step's batch (default: --batch-size)")
+    p.add_argument("--finetune-decay-epoch", type=int, help="fine-tuning lr decay epoch (default: half the epochs)")
     p.add_argument("--encoder-weights", default=d.encoder_weights, help="pre-training init: 'imagenet' or 'none'")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -104,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
         max_rounds=args.max_rounds,
         round_epochs=args.round_epochs,
         threshold=args.threshold,
+        finetune_rates=args.finetune_rates,
+        finetune_batch_size=args.finetune_batch_size,
+        finetune_decay_epoch=args.finetune_decay_epoch,
         batch_size=args.batch_size,
         lr=args.lr,
         train_size=args.train_size,

@@ -8,6 +8,7 @@ from infnet.models import weights
 from infnet.models.registry import create_model, list_models
 
 PAPER_KEYS = ("meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE")
+CLASSES = ("ggo", "consolidation")
 
 
 @cache
@@ -33,7 +34,8 @@ def architecture_rows(include_ablations: bool = False) -> list[dict]:
 def bundled_table(markdown: bool = True) -> str:
     """One row per bundled model: name, encoder, input, test metrics (paper and standard protocols).
 
-    Multi-class models show "GGO / consolidation" in each metric column.
+    Multi-class models show "GGO / consolidation" in each metric column. Metrics are at the model's output
+    temperature T; "meanDic T=1" is the raw network's (:mod:`infnet.calibration`).
     """
     names = weights.list_bundled()
     if not names:
@@ -42,7 +44,9 @@ def bundled_table(markdown: bool = True) -> str:
         "name",
         "arch",
         "input",
+        "T",
         "paper meanDic",
+        "meanDic T=1",
         "Sm",
         "meanEm",
         "MAE",
@@ -55,13 +59,20 @@ def bundled_table(markdown: bool = True) -> str:
         e = weights.bundled_entry(name)
         metrics = e.get("metrics", {})
         # Multi-class models: one value per class, "GGO / consolidation".
-        parts = [metrics[c] for c in ("ggo", "consolidation")] if e.get("task") == "multiclass" else [metrics]
+        raw = e.get("metrics_t1", metrics)
+        if e.get("task") == "multiclass":
+            parts, raw_parts = [metrics[c] for c in CLASSES], [raw[c] for c in CLASSES]
+        else:
+            parts, raw_parts = [metrics], [raw]
         rows.append(
             [
                 name,
                 e["arch"],
                 str(e.get("input_size", "")),
-                *(_join(p.get("paper", {}).get(k) for p in parts) for k in ("meanDic", "Sm", "meanEm", "MAE")),
+                f"{e.get('temperature', 1.0):g}",
+                _join(p.get("paper", {}).get("meanDic") for p in parts),
+                _join(p.get("paper", {}).get("meanDic") for p in raw_parts),
+                *(_join(p.get("paper", {}).get(k) for p in parts) for k in ("Sm", "meanEm", "MAE")),
                 _join(p.get("standard", {}).get("dice") for p in parts),
                 f"{e.get('size_bytes', 0) / 1e6:.1f}",
                 e.get("licence", ""),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infnet.errors import InfnetError
-from infnet.inference import Segmenter, is_multiclass
+from infnet.inference import Segmenter, checked_temperature, is_multiclass
 from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
 
 
@@ -21,6 +21,8 @@ class MultiClassSegmenter:
     ``predict_proba`` takes uint8 slices (N,H,W) and returns float32 (N,2,H,W): softmax probabilities of
     ground-glass opacity and consolidation at the input's size. The prior is the infection model's prediction
     binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E).
+    ``temperature`` (default: the checkpoint's, else 1) scales the logits before the softmax; the most likely
+    class does not change (:mod:`infnet.calibration`).
     """
 
     classes: tuple[str, ...] = ("ggo", "consolidation")
@@ -34,6 +36,7 @@ class MultiClassSegmenter:
         device=None,
         batch_size: int = 8,
         prior_threshold: float = 0.5,
+        temperature: float | None = None,
     ):
         cfg = getattr(model, "config", None)
         if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
@@ -45,6 +48,7 @@ class MultiClassSegmenter:
         self.input_size = int(input_size)
         self.batch_size = batch_size
         self.prior_threshold = prior_threshold
+        self.temperature = checked_temperature(temperature, model)
         self.mean, self.std = tuple(model.mean), tuple(model.std)
 
     @classmethod
@@ -111,5 +115,5 @@ class MultiClassSegmenter:
         out = []
         for s, lg in zip(slices, logits, strict=True):
             lg = F.interpolate(lg[None], size=s.shape, mode="bilinear", align_corners=False)
-            out.append(torch.softmax(lg, dim=1)[0, 1:].cpu().numpy())
+            out.append(torch.softmax(lg * self.temperature, dim=1)[0, 1:].cpu().numpy())
         return out

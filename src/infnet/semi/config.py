@@ -53,6 +53,11 @@ class SemiConfig:
     threshold: float = 0.5  # pseudo-label threshold on the probability
     pretrain_epochs: int = 1
     finetune_epochs: int = 20
+    # The fine-tuning step's recipe where it differs from the rest (None: the shared value below), e.g. the
+    # labeled-set model's multi-scale, batch-4 training.
+    finetune_rates: list[float] | None = None
+    finetune_batch_size: int | None = None
+    finetune_decay_epoch: int | None = None  # None: half of finetune_epochs
     batch_size: int = 8
     lr: float = 1e-4
     train_size: int = 352
