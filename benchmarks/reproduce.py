@@ -65,6 +65,26 @@ def _semi(run: str, args: str) -> dict:
     )
 
 
+FT30 = "--epochs 30 --decay-epoch 22 --batch-size 4 --rates 0.75 1 1.25 --augment --seed 0"
+
+
+def _semi_ft30(base: str, args: str, roots: list[str]) -> dict:
+    """The pre-trained model of Semi-Inf-Net run ``base``, fine-tuned with the labeled-set model's recipe
+    (multi-scale, batch 4) for 30 epochs instead of ``base``'s 20 single-scale ones."""
+    return dict(
+        task="binary",
+        group=SEMI,
+        run=f"{base}-ft30",
+        time_roots=[*roots, f"{base}-ft30"],
+        semi_root=base,
+        semi_override=dict(finetune_epochs=30, finetune_rates=[0.75, 1.0, 1.25], finetune_batch_size=4),
+        paper="Semi-Inf-Net",
+        command=f"infnet semi --out runs/{base} {args} --augment --seed 0 (its pre-training step) && "
+        f"infnet train --out runs/{base}-ft30 --model infnet-effl2 "
+        f"--init-checkpoint runs/{base}/pretrain/run/last.safetensors {FT30}",
+    )
+
+
 def _mc_model_prior(run: str, option: str) -> dict:
     """The 60-epoch multi-class FCN8s-EffL2 with one training ``option``, selected with a model's val priors."""
     return dict(
@@ -95,6 +115,17 @@ SPECS: dict[str, dict] = {
         "semi-k400",
         "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
         "--finetune-epochs 20",
+    ),
+    "semi-published-ft30": _semi_ft30(
+        "semi-published",
+        "--from-published --model infnet-effl2 --pretrain-epochs 2 --finetune-epochs 20",
+        ["semi-published/pretrain"],
+    ),
+    "semi-k400-ft30": _semi_ft30(
+        "semi-k400",
+        "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
+        "--finetune-epochs 20",
+        ["semi-k400/rounds", "semi-k400/pretrain"],
     ),
     "semi-k400-alg1": dict(
         task="binary",
@@ -140,10 +171,10 @@ def command(key: str, data: Path | None = None) -> str:
     return SPECS[key]["command"].format(data=data or _data_root())
 
 
-def _epochs(root: Path) -> tuple[int, float]:
-    """(epochs, seconds) summed over every metrics.csv under ``root``."""
+def _epochs(*roots: Path) -> tuple[int, float]:
+    """(epochs, seconds) summed over every metrics.csv under ``roots``."""
     n, seconds = 0, 0.0
-    for path in sorted(root.rglob("metrics.csv")):
+    for path in sorted(p for root in roots for p in root.rglob("metrics.csv")):
         with open(path) as fh:
             for row in csv.DictReader(fh):
                 n += 1
@@ -195,7 +226,10 @@ def collect(keys: list[str]) -> None:
         if not (run / "best.safetensors").is_file():
             print(f"{key}: no finished run in {run}; skipped")
             continue
-        n, seconds = _epochs(RUNS / spec.get("time_root", spec["run"]))
+        n, seconds = _epochs(*(RUNS / r for r in spec.get("time_roots", [spec.get("time_root", spec["run"])])))
+        semi = _semi_settings(RUNS / spec.get("semi_root", spec.get("time_root", spec["run"])))
+        if semi and "semi_override" in spec:  # a re-run fine-tuning step: its settings, no whole-run wall time
+            semi = {**semi, **spec["semi_override"], "wall_minutes": "-"}
         summary = dict(
             key=key,
             task=spec["task"],
@@ -203,7 +237,7 @@ def collect(keys: list[str]) -> None:
             epochs=n,
             train_seconds=round(seconds),
             config=json.loads((run / "config.json").read_text()),
-            semi=_semi_settings(RUNS / spec.get("time_root", spec["run"])),
+            semi=semi,
             test=_test_metrics(spec, run, data),
         )
         out = STORE / key
@@ -291,6 +325,7 @@ def render() -> str:
                     shown_paper.add(paper)
                     lines.append(_row(f"*authors' {paper}*", table[paper], _authors_std_dice(paper, cls), "-"))
             lines.append("")
+    lines += _bundled()
     lines += _tradeoff(summaries)
     lines += ["## Commands", ""]
     for key in SPECS:
@@ -299,6 +334,45 @@ def render() -> str:
             lines.append(f"- `{key}`: `{s['command']}` ({s['epochs']} epochs in all steps)")
     lines += ["", f"Multi-class models are evaluated with the infection prior of `{INFECTION_MODEL}`.", ""]
     return "\n".join(lines)
+
+
+def _bundled() -> list[str]:
+    """The shipped models at their output temperature T and at T = 1, from the registry (fp16 weights)."""
+    from infnet.models import weights
+
+    rows = []
+    for name in weights.list_bundled():
+        e = weights.bundled_entry(name)
+        raw = e.get("metrics_t1", e["metrics"])
+        parts = [("", e["metrics"], raw)]
+        if e.get("task") == "multiclass":
+            parts = [(f" {c}", e["metrics"][c], raw[c]) for c in ("ggo", "consolidation")]
+        for label, m, r in parts:
+            cells = [r["paper"]["meanDic"], m["paper"]["meanDic"], r["paper"]["Sm"], m["paper"]["Sm"]]
+            cells += [r["paper"]["MAE"], m["paper"]["MAE"], m["standard"]["dice"]]
+            rows.append(
+                f"| `{name}`{label} | {e.get('temperature', 1.0):g} | " + " | ".join(f"{v:.3f}" for v in cells) + " |"
+            )
+    return [
+        "## Bundled models at their output temperature",
+        "",
+        "The shipped fp16 weights (`src/infnet/weights/registry.json`, written by `scripts/bundle_model.py`). A",
+        "temperature T maps the logits z to sigmoid(T z) (softmax for multi-class; `infnet.calibration`): masks at",
+        "0.5 and the most likely class stay the same, the maps get sharper. The paper protocol averages Dice over",
+        "256 thresholds of each min-max normalised map, so meanDic rises towards Dice@0.5 with T while the",
+        "S-measure falls. Binary models: T is the best validation meanDic (5 val slices) of a grid up to 8. The",
+        "multi-class model keeps T = 1: its infected-pixel rule (GGO + consolidation >= 0.5) would move with T.",
+        "",
+        "| model | T | meanDic T=1 | meanDic | Sm T=1 | Sm | MAE T=1 | MAE | Dice@0.5 |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _scales(semi: dict) -> str:
+    ft = semi.get("finetune_rates")
+    return str(semi["rates"]) if not ft or ft == semi["rates"] else f"{semi['rates']}, fine-tune {ft}"
 
 
 def _tradeoff(summaries: dict) -> list[str]:
@@ -317,7 +391,7 @@ def _tradeoff(summaries: dict) -> list[str]:
         wall = "-" if alg1_only else semi.get("wall_minutes", "-")  # the run's wall time covers the two-step too
         rows.append(
             f"| `{key}` | {source} | {semi['rounds_done'] if not semi['from_published'] else 0} | {steps} | "
-            f"{semi['rates']} | {s['train_seconds'] / 60:.0f} min ({wall} min wall) | "
+            f"{_scales(semi)} | {s['train_seconds'] / 60:.0f} min ({wall} min wall) | "
             f"{m['paper']['meanDic']:.3f} | "
             f"{m['standard']['dice']:.3f} |"
         )

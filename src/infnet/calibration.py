@@ -4,7 +4,8 @@ A temperature T scales the logits before the sigmoid / softmax (``sigmoid(T * z)
 class is largest, so masks at p >= 0.5 (binary) and argmax labels (multi-class) stay the same; it changes the
 probability maps. The paper protocol averages Dice over 256 thresholds of each min-max normalised map, so a
 sharper map scores higher there (for a hard 0/1 map meanDic equals Dice@0.5). Bundled models carry the T that
-maximised meanDic on the validation slices; reports give the scores at T = 1 next to it.
+maximised meanDic on the validation slices; reports give the scores at T = 1 next to it. Multi-class models
+ship with T = 1: their infected-pixel rule (GGO + consolidation >= 0.5) is not invariant under T.
 """
 
 from __future__ import annotations
