@@ -124,3 +124,16 @@ def test_segmenter_on_files_and_hu_volumes(tiny_ckpt, tmp_path):
     arr, _ = synthetic_chest_ct(shape=(3, 96, 96))
     mask = seg.predict(arr)  # int16 HU volume -> scan pipeline (window, orientation, lung crop)
     assert mask.shape == arr.shape and mask.dtype == np.uint8
+
+
+def test_flip_tta_is_mirror_equivariant(tiny_ckpt):
+    img = np.random.default_rng(3).integers(0, 255, (48, 64), dtype=np.uint8)
+    plain = Segmenter.from_pretrained(tiny_ckpt, device="cpu")
+    tta = Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta=True)
+    p, q = tta.predict_proba(img[None])[0, 0], tta.predict_proba(img[None, :, ::-1].copy())[0, 0]
+    np.testing.assert_allclose(q, p[:, ::-1], atol=1e-5)  # mirrored input -> mirrored output, exactly
+    raw, raw_m = plain.predict_proba(img[None])[0, 0], plain.predict_proba(img[None, :, ::-1].copy())[0, 0]
+    assert np.abs(raw_m - raw[:, ::-1]).max() > 1e-4  # the network alone is not mirror-symmetric
+    # the TTA map is the sigmoid of the mean of the two logits
+    logit = lambda x: np.log(x) - np.log1p(-x)  # noqa: E731
+    np.testing.assert_allclose(logit(p), (logit(raw) + logit(raw_m[:, ::-1])) / 2, atol=2e-3)

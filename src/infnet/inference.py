@@ -21,7 +21,8 @@ class Segmenter:
     ``predict_proba`` takes uint8 slices (N,H,W) of any size and returns float32 (N,C,H,W) probabilities at
     the same size; ``predict`` returns a uint8 {0,1} mask of the input's shape. ``temperature`` (default: the
     checkpoint's, else 1) sharpens the maps as ``sigmoid(T * logit)``; masks at 0.5 do not change
-    (:mod:`infnet.calibration`).
+    (:mod:`infnet.calibration`). ``tta`` averages the logits of the slice and its left-right mirror image
+    (twice the compute).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class Segmenter:
         device=None,
         batch_size: int = 8,
         temperature: float | None = None,
+        tta: bool = False,
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # channels_last: measured 1.9x faster for the EfficientNet-Lite2 Inf-Net on a 2-core AVX2 CPU
@@ -43,6 +45,7 @@ class Segmenter:
         self.mean, self.std = tuple(model.mean), tuple(model.std)
         self.classes: tuple[str, ...] = ("infection",)
         self.temperature = checked_temperature(temperature, model)
+        self.tta = bool(tta)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None, device=None, **kw) -> Segmenter:
@@ -97,7 +100,7 @@ class Segmenter:
                 raise ValueError(f"expected uint8 slices (8-bit CT in training appearance), got {s.dtype}")
         batch = torch.stack([to_tensor_image(s, self.input_size, self.mean, self.std) for s in slices])
         batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-        logits = self.model(batch)["out"].float()
+        logits = flip_tta(self.model, batch) if self.tta else self.model(batch)["out"].float()
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
         return torch.sigmoid(logits * self.temperature).cpu().numpy()
 
@@ -119,6 +122,13 @@ class Segmenter:
         from infnet.scan.pipeline import segment_file
 
         return segment_file(self, path, **options)
+
+
+def flip_tta(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Mean logits ``out`` of ``batch`` (N,C,H,W) and of its left-right mirror image, mirrored back."""
+    logits = model(batch)["out"].float()
+    mirrored = model(torch.flip(batch, dims=[3]))["out"].float()
+    return (logits + torch.flip(mirrored, dims=[3])) / 2
 
 
 def checked_temperature(temperature: float | None, model: nn.Module) -> float:

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sharpen (>1) or soften (<1) the maps: sigmoid/softmax of T x logits; masks at 0.5 do not change "
         "(default: the model's, see `infnet models`)",
     )
+    p.add_argument("--tta", action="store_true", help="average with the mirrored slice (2x compute)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from infnet.inference import load_predictor, predict_folder
 
     seg = load_predictor(
-        args.model, infection_model=args.infection_model, device=args.device, temperature=args.temperature
+        args.model, infection_model=args.infection_model, device=args.device, temperature=args.temperature, tta=args.tta
     )
     written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
     where = args.output if len(seg.classes) == 1 else f"{args.output}/{{{','.join(seg.classes)}}}"

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infnet.errors import InfnetError
-from infnet.inference import Segmenter, checked_temperature, is_multiclass
+from infnet.inference import Segmenter, checked_temperature, flip_tta, is_multiclass
 from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
 
 
@@ -22,7 +22,8 @@ class MultiClassSegmenter:
     ground-glass opacity and consolidation at the input's size. The prior is the infection model's prediction
     binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E).
     ``temperature`` (default: the checkpoint's, else 1) scales the logits before the softmax; the most likely
-    class does not change (:mod:`infnet.calibration`).
+    class does not change (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the
+    logits, for the infection prior too.
     """
 
     classes: tuple[str, ...] = ("ggo", "consolidation")
@@ -37,6 +38,7 @@ class MultiClassSegmenter:
         batch_size: int = 8,
         prior_threshold: float = 0.5,
         temperature: float | None = None,
+        tta: bool = False,
     ):
         cfg = getattr(model, "config", None)
         if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
@@ -49,6 +51,7 @@ class MultiClassSegmenter:
         self.batch_size = batch_size
         self.prior_threshold = prior_threshold
         self.temperature = checked_temperature(temperature, model)
+        self.tta = bool(tta)
         self.mean, self.std = tuple(model.mean), tuple(model.std)
 
     @classmethod
@@ -77,7 +80,7 @@ class MultiClassSegmenter:
             name = path.stem
         if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
-        infection = Segmenter.from_pretrained(infection_model, device=device)
+        infection = Segmenter.from_pretrained(infection_model, device=device, tta=kw.get("tta", False))
         name = f"{name}+{infection.name}"
         return cls(model, infection, name=name, input_size=size, device=device, **kw)
 
@@ -111,7 +114,8 @@ class MultiClassSegmenter:
         batch = torch.stack(
             [to_input(s, p, self.input_size, self.mean, self.std) for s, p in zip(slices, priors, strict=True)]
         )
-        logits = self.model(batch.to(self.device))["out"].float()
+        batch = batch.to(self.device)
+        logits = flip_tta(self.model, batch) if self.tta else self.model(batch)["out"].float()
         out = []
         for s, lg in zip(slices, logits, strict=True):
             lg = F.interpolate(lg[None], size=s.shape, mode="bilinear", align_corners=False)
