@@ -52,7 +52,7 @@ def phantom(tmp_path):
 @pytest.fixture
 def fake(monkeypatch):
     predictor = FakePredictor()
-    monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda model, infection_model=None: predictor)
+    monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda model, infection_model=None, tta=False: predictor)
     return predictor
 
 
@@ -153,6 +153,18 @@ def test_cli_segment_ok_and_quiet(phantom, tmp_path, fake, capsys):
     assert "mL" in out and "slices with infection" in out
     assert main(["segment", str(phantom), "-o", str(tmp_path / "q"), "--quiet"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_cli_segment_tta_reaches_the_predictor(phantom, tmp_path, monkeypatch):
+    seen = {}
+
+    def load(model, infection_model=None, tta=False):
+        seen["tta"] = tta
+        return FakePredictor()
+
+    monkeypatch.setattr("infnet.cli.segment.load_predictor", load)
+    assert main(["segment", str(phantom), "-o", str(tmp_path / "t"), "--tta", "--quiet"]) == 0
+    assert seen == {"tta": True}
 
 
 def _dicom_with_modality(root, dest, modality):
