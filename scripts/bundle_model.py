@@ -112,7 +112,9 @@ def main(argv=None) -> int:
     ap.add_argument("--command", help="the exact training command, for the card (default: the existing entry's)")
     ap.add_argument("--description", help="(default: the existing entry's, else empty)")
     ap.add_argument("--training-data", help=f"(default: the existing entry's, else '{TRAINING_DATA}')")
-    ap.add_argument("--time-root", type=Path, help="sum epoch times of every metrics.csv under this (default --run)")
+    ap.add_argument(
+        "--time-root", type=Path, nargs="+", help="sum epoch times of every metrics.csv under these (default --run)"
+    )
     ap.add_argument("--infection-model", help="multi-class models: the bundled binary model giving the prior")
     ap.add_argument("--authors-model", help="the authors' published predictions to compare with")
     ap.add_argument(
@@ -134,7 +136,7 @@ def main(argv=None) -> int:
     args.authors_model = args.authors_model or old.get("authors_model")
 
     cfg = json.loads((args.run / "config.json").read_text())
-    rows = _epoch_rows(args.time_root or args.run)
+    rows = [r for root in (args.time_root or [args.run]) for r in _epoch_rows(root)]
     with open(args.run / "metrics.csv") as fh:
         own_rows = list(csv.DictReader(fh))
     model = load_checkpoint(args.run / args.checkpoint)
