@@ -23,7 +23,7 @@ class MultiClassSegmenter:
     binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E).
     ``temperature`` (default: the checkpoint's, else 1) scales the logits before the softmax; the most likely
     class does not change (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the
-    logits, for the infection prior too.
+    logits (``from_pretrained`` gives the infection model the same setting).
     """
 
     classes: tuple[str, ...] = ("ggo", "consolidation")
