@@ -1,0 +1,140 @@
+"""The runs behind benchmarks/reproduce.md: one spec per key (task, table group, run directory, training command).
+
+``{data}`` in a command stands for the COVID-SemiSeg root; ``run`` and ``time_root(s)`` are relative to runs/.
+"""
+
+from __future__ import annotations
+
+LUNG_TEST = "Dataset/TestingSet/LungInfection-Test"
+TEST_ARGS = f"--test-images {{data}}/{LUNG_TEST}/Imgs --test-masks {{data}}/{LUNG_TEST}/GT"
+B10 = "--epochs 10 --decay-epoch 8 --batch-size 4 --rates 1.0 --augment --seed 0"
+
+
+def _budget(task: str, model: str, paper: str | None) -> dict:
+    """A run at the shared short budget ``B10``: binary (``b10-``) or multi-class (``mc10-``)."""
+    if task == "binary":
+        group = "Baselines, same budget (10 epochs, 352, single scale, batch 4, augmentation)"
+        run, command = f"b10-{model}", f"infnet train --out runs/b10-{model} --model {model} {B10} {TEST_ARGS}"
+    else:
+        group = "Multi-class, same budget (10 epochs, 352, single scale, batch 4, flips); all get the infection prior"
+        run, command = f"mc10-{model}", f"infnet multiclass train --out runs/mc10-{model} --model {model} {B10}"
+    return dict(task=task, group=group, run=run, paper=paper, command=command)
+
+
+def _b10(model: str, paper: str | None) -> dict:
+    return _budget("binary", model, paper)
+
+
+def _mc10(model: str, paper: str | None) -> dict:
+    return _budget("multiclass", model, paper)
+
+
+MC = "Multi-class FCN8s guided by an infection map (the paper: Semi-Inf-Net + FCN8s)"
+SEMI = "Semi-Inf-Net (two-step: pre-train on 1600 pseudo-labels, fine-tune on the 45 doctor labels)"
+
+
+def _semi(run: str, args: str) -> dict:
+    """A two-step Semi-Inf-Net run (``infnet semi``); its final model is the fine-tuning step's best."""
+    return dict(
+        task="binary",
+        group=SEMI,
+        run=f"{run}/finetune/run",
+        time_root=run,
+        paper="Semi-Inf-Net",
+        command=f"infnet semi --out runs/{run} {args} --augment --seed 0",
+    )
+
+
+FT30 = "--epochs 30 --decay-epoch 22 --batch-size 4 --rates 0.75 1 1.25 --augment --seed 0"
+
+
+def _semi_ft30(base: str, args: str, roots: list[str]) -> dict:
+    """The pre-trained model of Semi-Inf-Net run ``base``, fine-tuned with the labeled-set model's recipe
+    (multi-scale, batch 4) for 30 epochs instead of ``base``'s 20 single-scale ones."""
+    return dict(
+        task="binary",
+        group=SEMI,
+        run=f"{base}-ft30",
+        time_roots=[*roots, f"{base}-ft30"],
+        semi_root=base,
+        semi_override=dict(finetune_epochs=30, finetune_rates=[0.75, 1.0, 1.25], finetune_batch_size=4),
+        paper="Semi-Inf-Net",
+        command=f"infnet semi --out runs/{base} {args} --augment --seed 0 (its pre-training step) && "
+        f"infnet train --out runs/{base}-ft30 --model infnet-effl2 "
+        f"--init-checkpoint runs/{base}/pretrain/run/last.safetensors {FT30}",
+    )
+
+
+def _mc_model_prior(run: str, option: str) -> dict:
+    """The 60-epoch multi-class FCN8s-EffL2 with one training ``option``, selected with a model's val priors."""
+    return dict(
+        task="multiclass",
+        group=MC,
+        run=run,
+        paper="Semi-Inf-Net_FCN8s_1100",
+        command="infnet predict --model infnet-effl2-semiseg --input "
+        "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
+        f"infnet multiclass train --out runs/{run} --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
+        f"--batch-size 8 --augment {option} --val-priors runs/priors-labeled --seed 0",
+    )
+
+
+SPECS: dict[str, dict] = {
+    "infnet-effl2": dict(
+        task="binary",
+        group="Inf-Net (labeled set only)",
+        run="infnet-effl2",
+        paper="Inf-Net",
+        command="infnet train --out runs/infnet-effl2 --model infnet-effl2 --epochs 40 --decay-epoch 30 "
+        "--batch-size 4 --augment --seed 0",
+    ),
+    "semi-published": _semi(
+        "semi-published", "--from-published --model infnet-effl2 --pretrain-epochs 2 --finetune-epochs 20"
+    ),
+    "semi-k400": _semi(
+        "semi-k400",
+        "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
+        "--finetune-epochs 20",
+    ),
+    "semi-published-ft30": _semi_ft30(
+        "semi-published",
+        "--from-published --model infnet-effl2 --pretrain-epochs 2 --finetune-epochs 20",
+        ["semi-published/pretrain"],
+    ),
+    "semi-k400-ft30": _semi_ft30(
+        "semi-k400",
+        "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
+        "--finetune-epochs 20",
+        ["semi-k400/rounds", "semi-k400/pretrain"],
+    ),
+    "semi-k400-alg1": dict(
+        task="binary",
+        group="Semi-Inf-Net, Algorithm 1 only (the model after the last pseudo-labelling round, no two-step)",
+        run="semi-k400/rounds/r003/run",
+        time_root="semi-k400/rounds",
+        paper="Semi-Inf-Net",
+        command="(the rounds of semi-k400: K=400, 3 fine-tuning rounds of 1 epoch on 100 slices each)",
+    ),
+    "b10-infnet-effl2": _b10("infnet-effl2", "Inf-Net"),
+    "b10-unet-effl2": _b10("unet-effl2", "UNet"),
+    "b10-unetpp-effl2": _b10("unetpp-effl2", "UNet++"),
+    "b10-deeplabv3p-os8-effl2": _b10("deeplabv3p-os8-effl2", None),
+    "b10-deeplabv3p-os16-effl2": _b10("deeplabv3p-os16-effl2", None),
+    "b10-fcn8s-effl2": _b10("fcn8s-effl2", None),
+    "mc-fcn8s-effl2": dict(
+        task="multiclass",
+        group=MC,
+        run="mc-fcn8s-effl2",
+        paper="Semi-Inf-Net_FCN8s_1100",
+        command="infnet multiclass train --out runs/mc-fcn8s-effl2 --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
+        "--batch-size 8 --augment --seed 0",
+    ),
+    "mc-fcn8s-effl2-pn": _mc_model_prior("mc-fcn8s-effl2-pn", "--prior-noise"),
+    "mc-fcn8s-effl2-dice": _mc_model_prior("mc-fcn8s-effl2-dice", "--loss ce+dice"),
+    "mc10-fcn8s-effl2": _mc10("fcn8s-effl2", "Semi-Inf-Net_FCN8s_1100"),
+    "mc10-fcn8s-vgg16": _mc10("fcn8s-vgg16", "Semi-Inf-Net_FCN8s_1100"),
+    "mc10-unet-effl2": _mc10("unet-effl2", "Semi-Inf-Net_UNet"),
+    "mc10-unetpp-effl2": _mc10("unetpp-effl2", None),
+    "mc10-deeplabv3p-os8-effl2": _mc10("deeplabv3p-os8-effl2", "DeepLabV3Plus_Stride8"),
+    "mc10-deeplabv3p-os16-effl2": _mc10("deeplabv3p-os16-effl2", "DeepLabV3Plus_Stride16"),
+}
