@@ -45,6 +45,8 @@ def _semi(run: str, args: str) -> dict:
     )
 
 
+# The first Semi-Inf-Net runs' fine-tuning (the `infnet semi` default before it became the labeled-set recipe).
+FT20 = "--finetune-epochs 20 --finetune-rates 1 --finetune-batch-size 8 --finetune-decay-epoch 10"
 FT30 = "--epochs 30 --decay-epoch 22 --batch-size 4 --rates 0.75 1 1.25 --augment --seed 0"
 
 
@@ -88,23 +90,21 @@ SPECS: dict[str, dict] = {
         command="infnet train --out runs/infnet-effl2 --model infnet-effl2 --epochs 40 --decay-epoch 30 "
         "--batch-size 4 --augment --seed 0",
     ),
-    "semi-published": _semi(
-        "semi-published", "--from-published --model infnet-effl2 --pretrain-epochs 2 --finetune-epochs 20"
-    ),
+    "semi-published": _semi("semi-published", f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}"),
     "semi-k400": _semi(
         "semi-k400",
         "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
-        "--finetune-epochs 20",
+        + FT20,
     ),
     "semi-published-ft30": _semi_ft30(
         "semi-published",
-        "--from-published --model infnet-effl2 --pretrain-epochs 2 --finetune-epochs 20",
+        f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}",
         ["semi-published/pretrain"],
     ),
     "semi-k400-ft30": _semi_ft30(
         "semi-k400",
         "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
-        "--finetune-epochs 20",
+        + FT20,
         ["semi-k400/rounds", "semi-k400/pretrain"],
     ),
     "semi-k400-alg1": dict(

@@ -97,6 +97,10 @@ def test_algorithm_killed_then_resumed(data, monkeypatch):
     assert load_checkpoint(best).arch_name == "infnet-effl0"
     assert json.loads((run / "result.json").read_text())["checkpoint"] == str(best)
     assert _digest(data["li"], data["lm"], data["ui"]) == inputs  # inputs untouched
+    # The default fine-tuning recipe is the labeled-set model's: multi-scale, batch 4, decay at 3/4 (min 1).
+    ft = json.loads((run / "finetune/run/config.json").read_text())
+    assert ft["rates"] == [0.75, 1.0, 1.25] and ft["batch_size"] == 4 and ft["decay_epoch"] == 1
+    assert json.loads((run / "pretrain/run/config.json").read_text())["rates"] == [1.0]
 
 
 def test_from_published_cli_and_resume_refusal(data, capsys):
@@ -160,7 +164,10 @@ def test_budget_defaults_and_paper_flag():
     parser = build_parser()
     budget = _budget(parser.parse_args(["semi", "--out", "x", "--init", "c"]))
     d = SemiConfig()
-    assert budget == dict(k=d.k, round_cap=d.round_cap, rates=d.rates, pretrain_epochs=1, finetune_epochs=20)
+    assert budget == dict(
+        k=d.k, round_cap=d.round_cap, rates=d.rates, pretrain_epochs=1, finetune_epochs=30,
+        finetune_rates=[0.75, 1.0, 1.25], finetune_decay_epoch=None,
+    )  # fmt: skip
     assert _budget(parser.parse_args(["semi", "--out", "x", "--init", "c", "--paper"])) == PAPER_SETTING
     assert PAPER_SETTING["k"] == 5 and -(-1600 // PAPER_SETTING["k"]) == 320
     custom = _budget(
@@ -192,3 +199,14 @@ def test_finetune_recipe_options_reach_only_the_finetuning_step(data):
     ft = json.loads((run / "finetune/run/config.json").read_text())
     assert pre["rates"] == [1.0] and pre["batch_size"] == 2
     assert ft["rates"] == [0.75, 1.0] and ft["batch_size"] == 1 and ft["decay_epoch"] == 1 and ft["epochs"] == 2
+
+
+def test_older_semi_json_keeps_its_finetuning_recipe(tmp_path):
+    # semi.json files from before the fine-tuning step had its own defaults: the shared recipe, decay at half.
+    saved = json.loads(SemiConfig().to_json())
+    old = {k: v for k, v in saved.items() if not k.startswith("finetune_")}
+    old["finetune_epochs"] = 20
+    (tmp_path / "semi.json").write_text(json.dumps(old))
+    cfg = SemiConfig.load(tmp_path / "semi.json")
+    assert cfg.finetune_rates is None and cfg.finetune_batch_size is None and cfg.finetune_decay_epoch == 10
+    assert SemiConfig().finetune_rates == [0.75, 1.0, 1.25] and SemiConfig().finetune_batch_size == 4

@@ -7,7 +7,15 @@ from pathlib import Path
 
 NONE = {"none", "None", ""}
 # Options whose default depends on --paper (None on the parser means "not given").
-_BUDGET_KEYS = ("k", "round_cap", "rates", "pretrain_epochs", "finetune_epochs")
+_BUDGET_KEYS = (
+    "k",
+    "round_cap",
+    "rates",
+    "pretrain_epochs",
+    "finetune_epochs",
+    "finetune_rates",
+    "finetune_decay_epoch",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Paper Algorithm 1 from --init (a model trained on the labeled set), or --from-published to train "
             "on the authors' pseudo-labels. Budgeted CPU defaults: "
             f"K={d.k}, round cap {d.round_cap}, rates {d.rates}, pre-train {d.pretrain_epochs} epoch(s), "
-            f"fine-tune {d.finetune_epochs} epochs. --paper: K={PAPER_SETTING['k']} (320 rounds), no cap, "
+            f"fine-tune {d.finetune_epochs} epochs at rates {d.finetune_rates}, batch {d.finetune_batch_size}. "
+            f"--paper: K={PAPER_SETTING['k']} (320 rounds), no cap, "
             "multi-scale, 100 + 100 epochs (about 50 GPU-hours in the paper). Re-run with --resume after a kill."
         ),
     )
@@ -52,9 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=d.threshold, help="pseudo-label probability threshold")
     p.add_argument("--pretrain-epochs", type=int)
     p.add_argument("--finetune-epochs", type=int)
-    p.add_argument("--finetune-rates", type=float, nargs="+", help="fine-tuning step's scales (default: --rates)")
-    p.add_argument("--finetune-batch-size", type=int, help="fine-tuning step's batch (default: --batch-size)")
-    p.add_argument("--finetune-decay-epoch", type=int, help="fine-tuning lr decay epoch (default: half the epochs)")
+    ft_help = dict(
+        rates=f"fine-tuning step's scales (default {d.finetune_rates})",
+        batch=f"fine-tuning step's batch (default {d.finetune_batch_size})",
+        decay="fine-tuning lr decay epoch (default: 3/4 of the epochs; --paper 50)",
+    )
+    p.add_argument("--finetune-rates", type=float, nargs="+", help=ft_help["rates"])
+    p.add_argument("--finetune-batch-size", type=int, help=ft_help["batch"])
+    p.add_argument("--finetune-decay-epoch", type=int, help=ft_help["decay"])
     p.add_argument("--encoder-weights", default=d.encoder_weights, help="pre-training init: 'imagenet' or 'none'")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -80,6 +94,7 @@ def _budget(args: argparse.Namespace) -> dict:
     if isinstance(out["round_cap"], str):
         out["round_cap"] = None if out["round_cap"] in NONE else int(out["round_cap"])
     out["rates"] = list(out["rates"])
+    out["finetune_rates"] = list(out["finetune_rates"])
     return out
 
 
@@ -107,9 +122,7 @@ def run(args: argparse.Namespace) -> int:
         max_rounds=args.max_rounds,
         round_epochs=args.round_epochs,
         threshold=args.threshold,
-        finetune_rates=args.finetune_rates,
-        finetune_batch_size=args.finetune_batch_size,
-        finetune_decay_epoch=args.finetune_decay_epoch,
+        finetune_batch_size=args.finetune_batch_size or SemiConfig().finetune_batch_size,
         batch_size=args.batch_size,
         lr=args.lr,
         train_size=args.train_size,
