@@ -67,8 +67,8 @@ def _semi_ft30(base: str, args: str, roots: list[str]) -> dict:
     )
 
 
-def _mc_model_prior(run: str, option: str) -> dict:
-    """The 60-epoch multi-class FCN8s-EffL2 with one training ``option``, selected with a model's val priors."""
+def _mc_model_prior(run: str, option: str, schedule: str = "--epochs 60 --decay-epoch 40") -> dict:
+    """Multi-class FCN8s-EffL2 (60 epochs unless ``schedule``) with ``option``, selected with a model's val priors."""
     return dict(
         task="multiclass",
         group=MC,
@@ -76,7 +76,7 @@ def _mc_model_prior(run: str, option: str) -> dict:
         paper="Semi-Inf-Net_FCN8s_1100",
         command="infnet predict --model infnet-effl2-semiseg --input "
         "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
-        f"infnet multiclass train --out runs/{run} --model fcn8s-effl2 --epochs 60 --decay-epoch 40 "
+        f"infnet multiclass train --out runs/{run} --model fcn8s-effl2 {schedule} "
         f"--batch-size 8 --augment {option} --val-priors runs/priors-labeled --seed 0",
     )
 
@@ -107,6 +107,26 @@ SPECS: dict[str, dict] = {
         + FT20,
         ["semi-k400/rounds", "semi-k400/pretrain"],
     ),
+    # One more pre-training epoch on the published pseudo-labels (3 in all) before the same fine-tuning. The
+    # continuation was started for 10 epochs (lr decay at 8) and stopped after its first, whose checkpoint is used.
+    "semi-published-p3-ft30": dict(
+        task="binary",
+        group=SEMI,
+        run="semi-published-p3-ft30",
+        time_roots=["semi-published/pretrain", "semi-published-pre10", "semi-published-p3-ft30"],
+        semi_root="semi-published",
+        semi_override=dict(
+            pretrain_epochs=3, finetune_epochs=30, finetune_rates=[0.75, 1.0, 1.25], finetune_batch_size=4
+        ),
+        paper="Semi-Inf-Net",
+        command=f"infnet semi --out runs/semi-published --from-published --model infnet-effl2 --pretrain-epochs 2 "
+        f"{FT20} --augment --seed 0 (its pre-training step) && infnet train --out runs/semi-published-pre10 "
+        "--model infnet-effl2 --init-checkpoint runs/semi-published/pretrain/run/last.safetensors "
+        "--train-images runs/semi-published/pretrain/data/images --train-masks runs/semi-published/pretrain/data/masks "
+        "--epochs 10 --decay-epoch 8 --batch-size 8 --rates 0.75 1 1.25 --augment --seed 0 (stopped after epoch 1, "
+        "copied to epoch1.safetensors) && infnet train --out runs/semi-published-p3-ft30 --model infnet-effl2 "
+        f"--init-checkpoint runs/semi-published-pre10/epoch1.safetensors {FT30}",
+    ),
     "semi-k400-alg1": dict(
         task="binary",
         group="Semi-Inf-Net, Algorithm 1 only (the model after the last pseudo-labelling round, no two-step)",
@@ -131,6 +151,9 @@ SPECS: dict[str, dict] = {
     ),
     "mc-fcn8s-effl2-pn": _mc_model_prior("mc-fcn8s-effl2-pn", "--prior-noise"),
     "mc-fcn8s-effl2-dice": _mc_model_prior("mc-fcn8s-effl2-dice", "--loss ce+dice"),
+    "mc-fcn8s-effl2-512": _mc_model_prior(
+        "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"
+    ),
     "mc10-fcn8s-effl2": _mc10("fcn8s-effl2", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-fcn8s-vgg16": _mc10("fcn8s-vgg16", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-unet-effl2": _mc10("unet-effl2", "Semi-Inf-Net_UNet"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,13 @@ def test_train_resume_predict_evaluate(tmp_path, capsys):
     assert main(_train_args(d, straight, "--model", "fcn8s-effl2", "--epochs", "3")) == 0
     a, b = load_file(str(run / "last.safetensors")), load_file(str(straight / "last.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # --resume without --epochs keeps the run's own count (not the CLI default of 100).
+    args = _train_args(d, run, "--model", "fcn8s-effl2", "--resume")
+    del args[args.index("--epochs") : args.index("--epochs") + 2]
+    assert main(args) == 0
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    with open(run / "metrics.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 3
 
     # Prediction: a (tiny, untrained) binary infection model gives the prior.
     infection = tmp_path / "infection.safetensors"

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--val-images")
     t.add_argument("--val-labels")
     t.add_argument("--val-priors")
-    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--epochs", type=int, help=f"default {d.epochs}; with --resume: the run's own, or more to extend it")
     t.add_argument("--batch-size", type=int, default=d.batch_size)
     t.add_argument("--lr", type=float, default=d.lr)
     t.add_argument("--decay-epoch", type=int, default=d.decay_epoch)
@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from infnet.cli.train import epochs_arg
     from infnet.multiclass.config import MultiClassConfig
     from infnet.multiclass.trainer import train_multiclass
 
@@ -83,7 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
         val_images=args.val_images,
         val_labels=args.val_labels,
         val_priors=args.val_priors,
-        epochs=args.epochs,
+        epochs=epochs_arg(args, MultiClassConfig.epochs),
         batch_size=args.batch_size,
         lr=args.lr,
         decay_epoch=args.decay_epoch,

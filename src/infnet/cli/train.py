@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-masks")
     p.add_argument("--test-images", help="held-out slices for a final evaluation (never used for selection)")
     p.add_argument("--test-masks")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}; with --resume: the run's own, or more to extend it")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--decay-epoch", type=int, default=d.decay_epoch)
@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
+
+
+def epochs_arg(args: argparse.Namespace, default: int) -> int:
+    """--epochs, or ``default``; on --resume without --epochs, 1 so the run's saved count wins (resuming only
+    ever extends a run: the trainer keeps max(saved, given))."""
+    if args.epochs is not None:
+        return args.epochs
+    return 1 if args.resume else default
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         val_masks=args.val_masks,
         test_images=args.test_images,
         test_masks=args.test_masks,
-        epochs=args.epochs,
+        epochs=epochs_arg(args, TrainConfig.epochs),
         batch_size=args.batch_size,
         lr=args.lr,
         decay_epoch=args.decay_epoch,
