@@ -1,10 +1,10 @@
-"""Mirror test-time augmentation and output temperature on the bundled binary models: val and test scores.
+"""Test-time augmentation and output temperature on the bundled binary models: val and test scores.
 
-    .venv/bin/python benchmarks/tta.py [--models infnet-effl2-semiseg infnet-effl2-semi-semiseg]
+    .venv/bin/python benchmarks/tta.py [--models infnet-effl2-semiseg infnet-effl2-semi-semiseg] [--scales 0.75 1 1.25]
 
 For each model prints paper meanDic / Sm and standard Dice@0.5 on the 5 val slices and the 48 LungInfection-Test
-slices, plain and with ``tta=True`` (mean logits of the slice and its mirror image), at T = 1 and at the
-model's stored temperature.
+slices: plain, with ``tta=True`` (mean logits of the slice and its mirror image) and with ``tta=True`` plus
+``tta_scales`` (also averaged over input scales), at T = 1 and at the model's stored temperature.
 """
 
 from __future__ import annotations
@@ -36,28 +36,30 @@ def main(argv=None) -> int:
     binary = [n for n in weights.list_bundled() if weights.bundled_entry(n).get("task", "binary") == "binary"]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=binary)
+    ap.add_argument("--scales", nargs="+", type=float, default=[0.75, 1.0, 1.25], help="scales of the third setting")
     args = ap.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     root = semiseg.find_dataset()
     data = {s: _pairs(root, s) for s in ("val", "test")}
-    print(f"{'model':<28} {'split':<5} {'tta':<4} {'T':>3} {'meanDic':>8} {'Sm':>6} {'Dice@0.5':>9}")
+    scales = "+".join(f"{s:g}" for s in args.scales)
+    print(f"{'model':<28} {'split':<5} {'tta':<16} {'T':>3} {'meanDic':>8} {'Sm':>6} {'Dice@0.5':>9}")
     for name in args.models:
-        for tta in (False, True):
-            seg = Segmenter.from_pretrained(name, device="cpu", tta=tta, temperature=1.0)
+        for tta, tta_scales in ((False, None), (True, None), (True, args.scales)):
+            seg = Segmenter.from_pretrained(name, device="cpu", tta=tta, tta_scales=tta_scales, temperature=1.0)
+            tag = ("mirror" if tta else "no") + (f"+{scales}" if tta_scales else "")
             stored = weights.bundled_entry(name).get("temperature", 1.0) if name in binary else 1.0
             for split, pairs in data.items():
                 probs = [seg.predict_proba(im[None])[0, 0] for _, im, _ in pairs]
                 for t in sorted({1.0, stored}):
                     r = evaluate_arrays([(s, sharpen(p, t), g) for (s, _, g), p in zip(pairs, probs, strict=True)])
                     scores = (r.paper["meanDic"], r.paper["Sm"], r.standard["dice"])
-                    _print_row(name, split, tta, t, scores)
+                    _print_row(name, split, tag, t, scores)
     return 0
 
 
-def _print_row(name: str, split: str, tta: bool, t: float, scores: tuple[float, float, float]) -> None:
+def _print_row(name: str, split: str, tag: str, t: float, scores: tuple[float, float, float]) -> None:
     mean_dic, sm, dice = scores
-    tag = "yes" if tta else "no"
-    print(f"{name:<28} {split:<5} {tag:<4} {t:>3g} {mean_dic:>8.3f} {sm:>6.3f} {dice:>9.3f}", flush=True)
+    print(f"{name:<28} {split:<5} {tag:<16} {t:>3g} {mean_dic:>8.3f} {sm:>6.3f} {dice:>9.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,15 @@ def test_predict_cli_then_evaluate(tmp_path, tiny_ckpt, capsys):
         == 0
     )
     assert (tmp_path / "one" / "1.png").is_file()
+    # scale + mirror TTA from the CLI: same files and sizes; a bad scale is one line, nothing written
+    ms = ["predict", "--model", str(tiny_ckpt), "--input", str(imgs), "--quiet", "--tta", "--tta-scales", "0.75", "1"]
+    assert main([*ms, "--output", str(tmp_path / "ms")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ms").iterdir()) == files
+    capsys.readouterr()
+    assert main([*ms[:-2], "-1", "--output", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "TTA scales must be numbers in (0, 4]" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
 
 
 def test_predict_cli_bad_input(tmp_path, tiny_ckpt, capsys):
@@ -137,3 +146,29 @@ def test_flip_tta_is_mirror_equivariant(tiny_ckpt):
     # the TTA map is the sigmoid of the mean of the two logits
     logit = lambda x: np.log(x) - np.log1p(-x)  # noqa: E731
     np.testing.assert_allclose(logit(p), (logit(raw) + logit(raw_m[:, ::-1])) / 2, atol=2e-3)
+
+
+def test_scale_tta_averages_the_logits_of_each_input_size(tiny_ckpt):
+    import torch
+    import torch.nn.functional as F
+
+    from infnet.inference import tta_logits
+
+    seg = Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta_scales=[0.75, 1.0])
+    assert seg.tta_scales == (0.75, 1.0)
+
+    def at(t, size):  # bilinear resize to size x size (identity when already there)
+        return t if t.shape[-1] == size else F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+
+    x = torch.randn(1, 3, 128, 128)
+    with torch.inference_mode():
+        small = at(seg.model(at(x, 96))["out"].float(), 128)  # 0.75 x 128 = 96, a multiple of 32
+        full = at(seg.model(x)["out"].float(), 128)
+        got = tta_logits(seg.model, x, (0.75, 1.0))
+        np.testing.assert_allclose(got.numpy(), ((small + full) / 2).numpy(), atol=1e-5)
+        plain = seg.model(x)["out"].float()
+        np.testing.assert_allclose(tta_logits(seg.model, x, (1.0,)).numpy(), plain.numpy(), atol=1e-6)
+    img = np.random.default_rng(4).integers(0, 255, (40, 56), dtype=np.uint8)
+    assert seg.predict_proba(img[None]).shape == (1, 1, 40, 56)
+    with pytest.raises(InfnetError, match="TTA scales"):
+        Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta_scales=[0.0, 1.0])

@@ -52,7 +52,7 @@ def phantom(tmp_path):
 @pytest.fixture
 def fake(monkeypatch):
     predictor = FakePredictor()
-    monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda model, infection_model=None, tta=False: predictor)
+    monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda *a, **kw: predictor)
     return predictor
 
 
@@ -158,13 +158,14 @@ def test_cli_segment_ok_and_quiet(phantom, tmp_path, fake, capsys):
 def test_cli_segment_tta_reaches_the_predictor(phantom, tmp_path, monkeypatch):
     seen = {}
 
-    def load(model, infection_model=None, tta=False):
-        seen["tta"] = tta
+    def load(model, infection_model=None, tta=False, tta_scales=None):
+        seen.update(tta=tta, tta_scales=tta_scales)
         return FakePredictor()
 
     monkeypatch.setattr("infnet.cli.segment.load_predictor", load)
-    assert main(["segment", str(phantom), "-o", str(tmp_path / "t"), "--tta", "--quiet"]) == 0
-    assert seen == {"tta": True}
+    out = str(tmp_path / "t")
+    assert main(["segment", str(phantom), "-o", out, "--tta", "--tta-scales", "0.75", "1", "--quiet"]) == 0
+    assert seen == {"tta": True, "tta_scales": [0.75, 1.0]}
 
 
 def _dicom_with_modality(root, dest, modality):

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the model's, see `infnet models`)",
     )
     p.add_argument("--tta", action="store_true", help="average with the mirrored slice (2x compute)")
+    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
+                   help="also average over input scales, e.g. 0.75 1 1.25 (training scales; N x compute)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
@@ -31,8 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from infnet.inference import load_predictor, predict_folder
 
+    tta = dict(tta=args.tta, tta_scales=args.tta_scales)
     seg = load_predictor(
-        args.model, infection_model=args.infection_model, device=args.device, temperature=args.temperature, tta=args.tta
+        args.model, infection_model=args.infection_model, device=args.device, temperature=args.temperature, **tta
     )
     written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
     where = args.output if len(seg.classes) == 1 else f"{args.output}/{{{','.join(seg.classes)}}}"

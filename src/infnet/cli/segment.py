@@ -41,6 +41,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="2D slices: as COVID-SemiSeg training slices (default) or radiological display")  # fmt: skip
     p.add_argument("--pixel-spacing", type=float, metavar="MM", help="2D slices: pixel size in mm (areas in mm^2)")
     p.add_argument("--tta", action="store_true", help="average with the mirrored slice (2x compute)")
+    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
+                   help="also average over input scales, e.g. 0.75 1 1.25 (N x compute)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     p.add_argument("--no-overlays", action="store_true", help="do not write overlays/ PNGs")
@@ -60,13 +62,13 @@ def _model_name(args) -> str | None:
     return DEFAULT_MULTICLASS_MODEL
 
 
-def load_predictor(model: str | None, infection_model: str | None = None, tta: bool = False):
+def load_predictor(model: str | None, infection_model: str | None = None, tta: bool = False, tta_scales=None):
     """The slice predictor for ``--model`` (``infnet.inference.load_predictor``, imported late: a light CLI)."""
     try:
         from infnet.inference import load_predictor as load
     except ImportError as exc:
         raise InfnetError(f"model inference is not available in this installation ({exc})") from None
-    return load(model, infection_model=infection_model, tta=tta)
+    return load(model, infection_model=infection_model, tta=tta, tta_scales=tta_scales)
 
 
 def _options(args) -> dict:
@@ -97,7 +99,7 @@ def run(args) -> int:
         from infnet.scan.cohort import read_list, segment_cohort
 
         items = read_list(args.list)
-        predictor = load_predictor(model, args.infection_model, tta=args.tta)
+        predictor = load_predictor(model, args.infection_model, tta=args.tta, tta_scales=args.tta_scales)
         summary = segment_cohort(predictor, items, args.output, progress=not args.quiet, quiet=args.quiet,
                                  overlays=not args.no_overlays, **options)  # fmt: skip
         if not args.quiet:
@@ -110,7 +112,7 @@ def run(args) -> int:
     if not source.exists():
         raise InfnetError(f"{source}: no such file or folder")
     check_output_dir(source, args.output)
-    predictor = load_predictor(model, args.infection_model, tta=args.tta)
+    predictor = load_predictor(model, args.infection_model, tta=args.tta, tta_scales=args.tta_scales)
     result = segment_file(predictor, source, progress=not args.quiet, **options)
     write_outputs(result, args.output, overlays=not args.no_overlays)
     if not args.quiet:

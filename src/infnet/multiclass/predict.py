@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infnet.errors import InfnetError
-from infnet.inference import Segmenter, checked_temperature, flip_tta, is_multiclass
+from infnet.inference import Segmenter, checked_scales, checked_temperature, is_multiclass, tta_logits
 from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
 
 
@@ -39,6 +39,7 @@ class MultiClassSegmenter:
         prior_threshold: float = 0.5,
         temperature: float | None = None,
         tta: bool = False,
+        tta_scales: Iterable[float] | None = None,
     ):
         cfg = getattr(model, "config", None)
         if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
@@ -52,6 +53,7 @@ class MultiClassSegmenter:
         self.prior_threshold = prior_threshold
         self.temperature = checked_temperature(temperature, model)
         self.tta = bool(tta)
+        self.tta_scales = checked_scales(tta_scales)
         self.mean, self.std = tuple(model.mean), tuple(model.std)
 
     @classmethod
@@ -80,7 +82,8 @@ class MultiClassSegmenter:
             name = path.stem
         if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
-        infection = Segmenter.from_pretrained(infection_model, device=device, tta=kw.get("tta", False))
+        tta = dict(tta=kw.get("tta", False), tta_scales=kw.get("tta_scales"))  # the prior gets the same TTA
+        infection = Segmenter.from_pretrained(infection_model, device=device, **tta)
         name = f"{name}+{infection.name}"
         return cls(model, infection, name=name, input_size=size, device=device, **kw)
 
@@ -115,7 +118,7 @@ class MultiClassSegmenter:
             [to_input(s, p, self.input_size, self.mean, self.std) for s, p in zip(slices, priors, strict=True)]
         )
         batch = batch.to(self.device)
-        logits = flip_tta(self.model, batch) if self.tta else self.model(batch)["out"].float()
+        logits = tta_logits(self.model, batch, self.tta_scales, flip=self.tta)
         out = []
         for s, lg in zip(slices, logits, strict=True):
             lg = F.interpolate(lg[None], size=s.shape, mode="bilinear", align_corners=False)
