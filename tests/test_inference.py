@@ -172,3 +172,7 @@ def test_scale_tta_averages_the_logits_of_each_input_size(tiny_ckpt):
     assert seg.predict_proba(img[None]).shape == (1, 1, 40, 56)
     with pytest.raises(InfnetError, match="TTA scales"):
         Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta_scales=[0.0, 1.0])
+    from infnet.scan.pipeline import predictor_settings
+
+    mirrored = Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta=True, tta_scales=[0.75, 1.0], temperature=2)
+    assert predictor_settings(mirrored) == {"temperature": 2.0, "tta": {"mirror": True, "scales": [0.75, 1.0]}}

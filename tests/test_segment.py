@@ -91,6 +91,8 @@ def test_volume_end_to_end(phantom, tmp_path):
     assert abs(ggo["total"] + cons["total"] - report["infection"]["volume_ml"]["total"]) < 1e-2
     assert report["model"]["mask_labels"] == {"1": "ggo", "2": "consolidation"}
     assert report["input"]["spacing"] == list(ref.spacing) and report["settings"]["window"]["width"] == 1400
+    # what produced the maps: a predictor without these attributes reports the plain defaults
+    assert report["settings"]["temperature"] == 1.0 and report["settings"]["tta"] == {"mirror": False, "scales": [1.0]}
     html = (out / "report.html").read_text()
     assert "not for clinical diagnosis" in html and 'src="data:image/png;base64,' in html
     assert 'src="http' not in html and 'src="overlays' not in html

@@ -132,6 +132,15 @@ def _check_predictor(predictor: SlicePredictor) -> tuple[str, ...]:
     return classes
 
 
+def predictor_settings(predictor) -> dict:
+    """The predictor's output temperature and test-time augmentation, for the report (defaults if it has none)."""
+    scales = getattr(predictor, "tta_scales", (1.0,))
+    return {
+        "temperature": float(getattr(predictor, "temperature", 1.0)),
+        "tta": {"mirror": bool(getattr(predictor, "tta", False)), "scales": [float(x) for x in scales]},
+    }
+
+
 def _predict(predictor: SlicePredictor, crops: list[np.ndarray], input_size: int | None, n_classes: int):
     """Probabilities (C, h, w) per crop at the crop's own size; crops are resized to a common size to batch."""
     if not crops:
@@ -261,6 +270,7 @@ def segment_volume(
                    "source": "estimated from COVID-SemiSeg training JPG histograms"} if mode == "hu" else None,
         "lung_mask": method, "threshold": threshold, "input_size": input_size, "margin_mm": margin_mm,
         "orientation": "axial slices transposed to the training orientation (rows right->left, cols A->P)",
+        **predictor_settings(predictor),
     }  # fmt: skip
     if not measurements["lung"]["volume_ml"]["total"]:
         notes.append("no lung found: nothing was segmented (is this a chest CT?)")
@@ -307,7 +317,8 @@ def segment_slices(
     timings = {"segmentation": time.perf_counter() - t}
     measurements = measure_slices(lungs, masks, classes, slices.names, slices.pixel_spacing, method != "none")
     settings = {"intensity": "8bit", "window": None, "lung_mask": method, "threshold": threshold,
-                "input_size": input_size, "orientation": slice_orientation}  # fmt: skip
+                "input_size": input_size, "orientation": slice_orientation,
+                **predictor_settings(predictor)}  # fmt: skip
     notes = list(slices.notes)
     notes.append(
         "2D slices are segmented whole (expected lung-cropped like the training slices); "
