@@ -23,7 +23,8 @@ class MultiClassSegmenter:
     binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E).
     ``temperature`` (default: the checkpoint's, else 1) scales the logits before the softmax; the most likely
     class does not change (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the
-    logits (``from_pretrained`` gives the infection model the same setting).
+    logits, ``tta_scales`` averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection
+    model the same settings).
     """
 
     classes: tuple[str, ...] = ("ggo", "consolidation")
