@@ -121,3 +121,15 @@ def test_multiclass_temperature_sharpens_softmax_keeps_argmax(models):
     bg1, bg5 = 1 - p1.sum(1, keepdims=True), 1 - p5.sum(1, keepdims=True)
     same = np.concatenate([bg1, p1], 1).argmax(1) == np.concatenate([bg5, p5], 1).argmax(1)
     assert same.mean() > 0.999  # ties in float32 aside, the most likely class does not change
+
+
+def test_multiclass_scale_tta_reaches_both_models(models):
+    mc, infection = models
+    seg = load_predictor(mc, infection_model=infection, tta=True, tta_scales=[0.75, 1.0])
+    assert seg.tta and seg.tta_scales == (0.75, 1.0)
+    assert seg.infection.tta and seg.infection.tta_scales == (0.75, 1.0)  # the prior gets the same TTA
+    stack = np.random.default_rng(5).integers(0, 255, (2, 40, 48), dtype=np.uint8)
+    p = seg.predict_proba(stack)
+    assert p.shape == (2, 2, 40, 48) and (p >= 0).all() and (p.sum(1) <= 1 + 1e-5).all()
+    plain = load_predictor(mc, infection_model=infection)
+    assert np.abs(plain.predict_proba(stack) - p).max() > 1e-4  # TTA changes the maps
