@@ -151,6 +151,7 @@ SPECS: dict[str, dict] = {
     ),
     "mc-fcn8s-effl2-pn": _mc_model_prior("mc-fcn8s-effl2-pn", "--prior-noise"),
     "mc-fcn8s-effl2-dice": _mc_model_prior("mc-fcn8s-effl2-dice", "--loss ce+dice"),
+    "mc-fcn8s-effl2-ms": _mc_model_prior("mc-fcn8s-effl2-ms", "--rates 0.75 1 1.25 --loss ce+dice"),
     "mc-fcn8s-effl2-512": _mc_model_prior(
         "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"
     ),
