@@ -1,6 +1,6 @@
 """Semi-Inf-Net settings (torch-free, so the CLI parser stays cheap), saved as ``semi.json`` in the run directory.
 
-Defaults are a CPU budget (about an hour for Inf-Net-EffL2 on 2 cores, against the paper's ~50 GPU-hours of
+Defaults are a CPU budget (about two hours for Inf-Net-EffL2 on 2 cores, against the paper's ~50 GPU-hours of
 :data:`PAPER_SETTING`): K=400 unlabeled slices per round, so 1600 slices take 4 labelling passes and 3 fine-tuning
 rounds of 1 epoch on at most 100 slices each, single-scale 352; then 1 pre-training epoch on all 1600
 pseudo-labels and 30 fine-tuning epochs on the doctor labels with the labeled-set model's recipe (multi-scale
