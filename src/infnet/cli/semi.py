@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         decay="fine-tuning lr decay epoch (default: 3/4 of the epochs; --paper 50)",
     )
     p.add_argument("--finetune-rates", type=float, nargs="+", help=ft_help["rates"])
-    p.add_argument("--finetune-batch-size", type=int, help=ft_help["batch"])
+    p.add_argument("--finetune-batch-size", type=int, default=d.finetune_batch_size, help=ft_help["batch"])
     p.add_argument("--finetune-decay-epoch", type=int, help=ft_help["decay"])
     p.add_argument("--encoder-weights", default=d.encoder_weights, help="pre-training init: 'imagenet' or 'none'")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         max_rounds=args.max_rounds,
         round_epochs=args.round_epochs,
         threshold=args.threshold,
-        finetune_batch_size=args.finetune_batch_size or SemiConfig().finetune_batch_size,
+        finetune_batch_size=args.finetune_batch_size,
         batch_size=args.batch_size,
         lr=args.lr,
         train_size=args.train_size,
