@@ -7,8 +7,10 @@
 
 Evaluates the *shipped* (fp16) weights on the 48 COVID-SemiSeg test slices under both protocols (binary models:
 LungInfection-Test; multi-class models: GGO vs GT-1 and consolidation vs GT-2 of MultiClassInfection-Test, with
-the infection prior from ``--infection-model``); those slices are never used for training or checkpoint selection
-(selection is by validation Dice on the 5-slice val split). Every number written comes from this run.
+the infection prior from ``--infection-model``); those slices are never used for training. The checkpoint is the
+run's best by validation Dice on the 5-slice val split unless ``--checkpoint`` says otherwise (``--selection``
+then tells the card how it was chosen). ``--tta-metrics`` adds the binary test scores with mirror + scale TTA.
+Every number written comes from this run.
 """
 
 from __future__ import annotations
@@ -87,6 +89,35 @@ def _evaluate(args, out: Path, task: str, root: Path) -> tuple[dict, dict]:
     return metrics, {"paper": res.paper, "standard": res.standard}
 
 
+def _val_dice(meta: dict, rows: list[dict]) -> float | None:
+    """The checkpoint's validation Dice: its metadata, else (last.safetensors of older runs) its metrics.csv row."""
+    if meta.get("val_dice") is not None:
+        return meta["val_dice"]
+    row = next((r for r in rows if int(r["epoch"]) == meta.get("epoch")), None)
+    return float(row["val_dice"]) if row and row["val_dice"] not in ("", "nan") else None
+
+
+TTA_SCALES = (0.75, 1.0, 1.25)  # the training scales
+
+
+def _evaluate_tta(args, out: Path, root: Path) -> dict:
+    """Test metrics of the shipped binary weights with mirror + scale TTA (``infnet predict --tta --tta-scales``)."""
+    test = semiseg.SPLITS["lung-test"]
+    summary = evaluate_checkpoint(
+        out,
+        root / test.image_dir,
+        root / test.mask_dir,
+        args.run / f"eval-{args.name}-tta",
+        tta=True,
+        tta_scales=TTA_SCALES,
+    )
+    return {
+        "tta": {"mirror": True, "scales": list(TTA_SCALES)},
+        "paper": summary["paper"],
+        "standard": summary["standard"],
+    }
+
+
 def _temperature(args, out: Path, task: str, root: Path) -> tuple[float, dict]:
     """The temperature to ship: ``--temperature`` or, for 'auto', the best val meanDic of the shipped weights."""
     from infnet.calibration import validation_temperature
@@ -115,6 +146,16 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--time-root", type=Path, nargs="+", help="sum epoch times of every metrics.csv under these (default --run)"
     )
+    ap.add_argument(
+        "--tta-metrics",
+        action="store_true",
+        help="binary models: also record test metrics with mirror + scale TTA (0.75/1/1.25) at the shipped T",
+    )
+    ap.add_argument(
+        "--selection",
+        help="how the checkpoint was chosen, for the card (default: the existing entry's, else the best "
+        "validation Dice)",
+    )
     ap.add_argument("--infection-model", help="multi-class models: the bundled binary model giving the prior")
     ap.add_argument("--authors-model", help="the authors' published predictions to compare with")
     ap.add_argument(
@@ -134,6 +175,7 @@ def main(argv=None) -> int:
     args.training_data = args.training_data or old.get("training_data", TRAINING_DATA)
     args.infection_model = args.infection_model or old.get("infection_model")
     args.authors_model = args.authors_model or old.get("authors_model")
+    args.selection = args.selection or old.get("selection")
 
     cfg = json.loads((args.run / "config.json").read_text())
     rows = [r for root in (args.time_root or [args.run]) for r in _epoch_rows(root)]
@@ -175,7 +217,7 @@ def main(argv=None) -> int:
         "epochs": len(own_rows),
         "training_epochs_all_steps": len(rows),
         "selected_epoch": meta.get("epoch"),
-        "val_dice": meta.get("val_dice"),
+        "val_dice": _val_dice(meta, own_rows),
         "train_seconds": round(sum(float(r["seconds"]) for r in rows)),
         "median_epoch_seconds": round(statistics.median(float(r["seconds"]) for r in own_rows), 1),
         "machine": machine(),
@@ -184,6 +226,8 @@ def main(argv=None) -> int:
         "temperature_val_meanDic": val_scores,
         "metrics": metrics,
         "metrics_t1": metrics_t1,
+        **({"metrics_tta": _evaluate_tta(args, out, root)} if args.tta_metrics and task == "binary" else {}),
+        **({"selection": args.selection} if args.selection else {}),
         "authors_model": args.authors_model,
         "authors_metrics": authors,
     }

@@ -52,6 +52,29 @@ validation meanDic{top} ({val}; 5 val slices). The same weights at T = 1, the ra
 """
 
 
+def _tta_note(e: dict) -> str:
+    """Test scores with test-time augmentation, when the bundler measured them (``--tta-metrics``)."""
+    m = e.get("metrics_tta")
+    if not m:
+        return ""
+    scales = " ".join(f"{s:g}" for s in m["tta"]["scales"])
+    runs = 2 * len(m["tta"]["scales"])
+    return f"""
+With test-time augmentation (`infnet predict --model {e["name"]} --tta --tta-scales {scales}`: the mean logits
+of the slice and its mirror image at each scale, {runs}x the compute), at T = {e.get("temperature", 1.0):g}:
+
+{_tables(m, "binary")}
+"""
+
+
+def _selection(e: dict) -> str:
+    """How the shipped checkpoint was chosen (registry ``selection``, else the best validation Dice)."""
+    return e.get("selection") or (
+        f"validation Dice {_round(e['val_dice'])}, the run's best on the 5 val slices; the test slices were not "
+        "used for selection"
+    )
+
+
 def model_card(e: dict) -> str:
     """The Markdown card of registry entry ``e``."""
     task = e.get("task", "binary")
@@ -77,18 +100,18 @@ def model_card(e: dict) -> str:
 - Output: {output}
 
 ## Training
-- Data: {e["training_data"]}. The 48 test slices were not used for training or selection.
+- Data: {e["training_data"]}. The 48 test slices were not used for training.
 - Command: `{e["command"]}`
 - Final step: {e["epochs"]} epochs{steps}; {e["train_seconds"] / 60:.0f} min of training-epoch time on
   {e["machine"]} (sum of the epoch times in the metrics.csv files; median epoch of the final step
-  {e["median_epoch_seconds"]} s; epochs were slowed by other jobs sharing the CPU); selected epoch
-  {e["selected_epoch"]} (validation Dice {_round(e["val_dice"])})
+  {e["median_epoch_seconds"]} s; epochs were slowed by other jobs sharing the CPU); shipped epoch
+  {e["selected_epoch"]} ({_selection(e)})
 
 ## Results on {e["metrics"]["test_set"]}
 Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e["eval_command"]}`).
 
 {_tables(e["metrics"], task)}
-{_temperature_note(e, task)}
+{_temperature_note(e, task)}{_tta_note(e)}
 The authors' {e["authors_model"]} (their published predictions, same evaluator and test slices):
 
 {_tables(e["authors_metrics"], task)}

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from _synth import make_slices
 from infnet.cli import main
 from infnet.errors import InfnetError
+from infnet.models.registry import load_checkpoint
 from infnet.training.config import TrainConfig
 from infnet.training.trainer import train
 
@@ -61,6 +62,11 @@ def test_loss_falls_and_run_dir_is_complete(tmp_path):
     assert json.loads((run / "config.json").read_text())["seed"] == 0
     for name in ("best.safetensors", "last.safetensors", "state.pt"):
         assert (run / name).is_file()
+    # Both checkpoints say which epoch they hold and its validation Dice (the final epoch's too).
+    last = load_checkpoint(run / "last.safetensors").checkpoint_meta
+    assert last["epoch"] == 6 and last["val_dice"] == pytest.approx(float(rows[-1]["val_dice"]), abs=1e-5)
+    best = load_checkpoint(run / "best.safetensors").checkpoint_meta
+    assert best["val_dice"] == pytest.approx(max(float(r["val_dice"]) for r in rows), abs=1e-5)
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert set(metrics["paper"]) == {"meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE"}
     assert 0.0 <= metrics["standard"]["dice"] <= 1.0

@@ -67,10 +67,10 @@ def save_epoch(run_dir: Path, model, epoch: int, val_dice: float | None, best: f
 
     Without validation (``val_dice`` None) the latest epoch is the best. Returns the new best score.
     """
-    save_checkpoint(model, run_dir / "last.safetensors", extra={**extra, "epoch": epoch + 1})
+    meta = {**extra, "epoch": epoch + 1, "val_dice": val_dice}
+    save_checkpoint(model, run_dir / "last.safetensors", extra=meta)
     score = float(epoch) if val_dice is None else val_dice
     if score >= best:
-        meta = {**extra, "epoch": epoch + 1, "val_dice": val_dice}
         save_checkpoint(model, run_dir / "best.safetensors", extra=meta)
         return score
     return best
