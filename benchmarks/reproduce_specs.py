@@ -48,22 +48,29 @@ def _semi(run: str, args: str) -> dict:
 # The first Semi-Inf-Net runs' fine-tuning (the `infnet semi` default before it became the labeled-set recipe).
 FT20 = "--finetune-epochs 20 --finetune-rates 1 --finetune-batch-size 8 --finetune-decay-epoch 10"
 FT30 = "--epochs 30 --decay-epoch 22 --batch-size 4 --rates 0.75 1 1.25 --augment --seed 0"
+FT448 = "--epochs 26 --decay-epoch 20 --batch-size 4 --train-size 448 --rates 0.75 1 1.25 --augment --seed 0"
 
 
-def _semi_ft30(base: str, args: str, roots: list[str]) -> dict:
+def _semi_ft30(base: str, args: str, roots: list[str], size: int = 352, seed: int = 0) -> dict:
     """The pre-trained model of Semi-Inf-Net run ``base``, fine-tuned with the labeled-set model's recipe
-    (multi-scale, batch 4) for 30 epochs instead of ``base``'s 20 single-scale ones."""
+    (multi-scale, batch 4) for 30 epochs instead of ``base``'s 20 single-scale ones; at ``size`` other than 352
+    the run is ``{base}-ft{size}`` with 26 epochs (lr decay at 20) to fit a session; ``-s{seed}`` for seed != 0."""
+    suffix, schedule, epochs = ("ft30", FT30, 30) if size == 352 else (f"ft{size}", FT448, 26)
+    if seed:
+        suffix, schedule = f"{suffix}-s{seed}", schedule.replace("--seed 0", f"--seed {seed}")
     return dict(
         task="binary",
         group=SEMI,
-        run=f"{base}-ft30",
-        time_roots=[*roots, f"{base}-ft30"],
+        run=f"{base}-{suffix}",
+        time_roots=[*roots, f"{base}-{suffix}"],
         semi_root=base,
-        semi_override=dict(finetune_epochs=30, finetune_rates=[0.75, 1.0, 1.25], finetune_batch_size=4),
+        semi_override=dict(
+            finetune_epochs=epochs, finetune_rates=[0.75, 1.0, 1.25], finetune_batch_size=4, finetune_size=size
+        ),
         paper="Semi-Inf-Net",
         command=f"infnet semi --out runs/{base} {args} --augment --seed 0 (its pre-training step) && "
-        f"infnet train --out runs/{base}-ft30 --model infnet-effl2 "
-        f"--init-checkpoint runs/{base}/pretrain/run/last.safetensors {FT30}",
+        f"infnet train --out runs/{base}-{suffix} --model infnet-effl2 "
+        f"--init-checkpoint runs/{base}/pretrain/run/last.safetensors {schedule}",
     )
 
 
@@ -100,6 +107,19 @@ SPECS: dict[str, dict] = {
         "semi-published",
         f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}",
         ["semi-published/pretrain"],
+    ),
+    "semi-published-ft448": _semi_ft30(
+        "semi-published",
+        f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}",
+        ["semi-published/pretrain"],
+        size=448,
+    ),
+    "semi-published-ft448-s1": _semi_ft30(
+        "semi-published",
+        f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}",
+        ["semi-published/pretrain"],
+        size=448,
+        seed=1,
     ),
     "semi-k400-ft30": _semi_ft30(
         "semi-k400",
