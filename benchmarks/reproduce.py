@@ -209,11 +209,10 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def _best_epoch(metrics_csv: Path) -> tuple[int, float] | None:
+def _best_epoch(rows: list[dict]) -> tuple[int, float] | None:
     """(epoch, val Dice) that best.safetensors holds: the last epoch with the highest validation Dice."""
-    with open(metrics_csv) as fh:
-        rows = [(int(r["epoch"]), float(r["val_dice"])) for r in csv.DictReader(fh) if r["val_dice"] not in ("", "nan")]
-    return max(rows, key=lambda r: (r[1], r[0])) if rows else None
+    scored = [(int(r["epoch"]), float(r["val_dice"])) for r in rows if r["val_dice"] not in ("", "nan")]
+    return max(scored, key=lambda r: (r[1], r[0])) if scored else None
 
 
 def _selection(summaries: dict) -> list[str]:
@@ -222,12 +221,11 @@ def _selection(summaries: dict) -> list[str]:
     for key, s in summaries.items():
         if "test_last" not in s:
             continue
-        csv_path = STORE / key / "metrics.csv"
-        best = _best_epoch(csv_path)
+        with open(STORE / key / "metrics.csv") as fh:
+            epochs = list(csv.DictReader(fh))
+        best, last = _best_epoch(epochs), epochs[-1]
         if best is None:  # no validation: best and last are the same checkpoint
             continue
-        with open(csv_path) as fh:
-            last = list(csv.DictReader(fh))[-1]
         b, f = s["test"], s["test_last"]
         diffs.append(f["standard"]["dice"] - b["standard"]["dice"])
         picked = f"{best[0]} ({best[1]:.3f})"
