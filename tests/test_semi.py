@@ -189,7 +189,8 @@ def test_finetune_recipe_options_reach_only_the_finetuning_step(data):
         "semi", "--out", str(data["root"] / "ft"), "--from-published", "--model", "infnet-effl0",
         "--labeled-images", str(data["li"]), "--labeled-masks", str(data["lm"]), "--unlabeled", str(data["ui"]),
         "--published-masks", str(data["published"]), "--pretrain-epochs", "1", "--finetune-epochs", "2",
-        "--finetune-rates", "0.75", "1.0", "--finetune-batch-size", "1", "--finetune-decay-epoch", "1", *TINY,
+        "--finetune-rates", "0.75", "1.0", "--finetune-batch-size", "1", "--finetune-decay-epoch", "1",
+        "--finetune-size", "96", *TINY,
     ]  # fmt: skip
     assert main(args) == 0
     run = data["root"] / "ft"
@@ -197,8 +198,9 @@ def test_finetune_recipe_options_reach_only_the_finetuning_step(data):
     assert saved["finetune_rates"] == [0.75, 1.0] and saved["finetune_batch_size"] == 1
     pre = json.loads((run / "pretrain/run/config.json").read_text())
     ft = json.loads((run / "finetune/run/config.json").read_text())
-    assert pre["rates"] == [1.0] and pre["batch_size"] == 2
+    assert pre["rates"] == [1.0] and pre["batch_size"] == 2 and pre["train_size"] == 64
     assert ft["rates"] == [0.75, 1.0] and ft["batch_size"] == 1 and ft["decay_epoch"] == 1 and ft["epochs"] == 2
+    assert ft["train_size"] == 96 and saved["finetune_size"] == 96
 
 
 def test_older_semi_json_keeps_its_finetuning_recipe(tmp_path):

@@ -69,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-rates", type=float, nargs="+", help=ft_help["rates"])
     p.add_argument("--finetune-batch-size", type=int, default=d.finetune_batch_size, help=ft_help["batch"])
     p.add_argument("--finetune-decay-epoch", type=int, help=ft_help["decay"])
+    p.add_argument("--finetune-size", type=int, help="fine-tuning step's input size (default: --train-size)")
     p.add_argument("--encoder-weights", default=d.encoder_weights, help="pre-training init: 'imagenet' or 'none'")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         round_epochs=args.round_epochs,
         threshold=args.threshold,
         finetune_batch_size=args.finetune_batch_size,
+        finetune_size=args.finetune_size,
         batch_size=args.batch_size,
         lr=args.lr,
         train_size=args.train_size,

@@ -219,7 +219,12 @@ def two_step(cfg: SemiConfig, out: Path, pseudo: list[Sample], finetune: dict, p
         atomic_write_text(pre / "done.json", json.dumps({"checkpoint": str(last.resolve())}, indent=1))
     pretrained = Path(json.loads((pre / "done.json").read_text())["checkpoint"])
     decay = cfg.finetune_decay_epoch or max(1, cfg.finetune_epochs * 3 // 4)
-    recipe = dict(rates=cfg.finetune_rates, batch_size=cfg.finetune_batch_size, decay_epoch=decay)
+    recipe = dict(
+        rates=cfg.finetune_rates,
+        batch_size=cfg.finetune_batch_size,
+        decay_epoch=decay,
+        train_size=cfg.finetune_size,
+    )
     recipe = {k: v for k, v in recipe.items() if v is not None}  # unset: the shared value
     tcfg = _train_cfg(cfg, epochs=cfg.finetune_epochs, **finetune, **recipe)
     if progress:

@@ -62,6 +62,7 @@ class SemiConfig:
     finetune_rates: list[float] | None = field(default_factory=lambda: [0.75, 1.0, 1.25])
     finetune_batch_size: int | None = 4
     finetune_decay_epoch: int | None = None  # None: 3/4 of finetune_epochs (the labeled-set recipe's 30 of 40)
+    finetune_size: int | None = None  # None: train_size (the bundled Semi-Inf-Net was fine-tuned at 448)
     batch_size: int = 8
     lr: float = 1e-4
     train_size: int = 352
