@@ -47,17 +47,29 @@ def _semi(run: str, args: str) -> dict:
 
 # The first Semi-Inf-Net runs' fine-tuning (the `infnet semi` default before it became the labeled-set recipe).
 FT20 = "--finetune-epochs 20 --finetune-rates 1 --finetune-batch-size 8 --finetune-decay-epoch 10"
-FT30 = "--epochs 30 --decay-epoch 22 --batch-size 4 --rates 0.75 1 1.25 --augment --seed 0"
-FT448 = "--epochs 26 --decay-epoch 20 --batch-size 4 --train-size 448 --rates 0.75 1 1.25 --augment --seed 0"
 
 
-def _semi_ft30(base: str, args: str, roots: list[str], size: int = 352, seed: int = 0) -> dict:
+def _ft_schedule(size: int = 352, seed: int = 0) -> str:
+    """`infnet train` options of the labeled-set recipe used to fine-tune pre-trained Semi-Inf-Net models."""
+    epochs, decay = (30, 22) if size == 352 else (26, 20)
+    size_arg = "" if size == 352 else f"--train-size {size} "
+    return (
+        f"--epochs {epochs} --decay-epoch {decay} --batch-size 4 {size_arg}--rates 0.75 1 1.25 --augment --seed {seed}"
+    )
+
+
+FT30 = _ft_schedule()
+PUBLISHED = f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}"  # the semi-published run
+
+
+def _semi_ft(base: str, args: str, roots: list[str], size: int = 352, seed: int = 0) -> dict:
     """The pre-trained model of Semi-Inf-Net run ``base``, fine-tuned with the labeled-set model's recipe
-    (multi-scale, batch 4) for 30 epochs instead of ``base``'s 20 single-scale ones; at ``size`` other than 352
-    the run is ``{base}-ft{size}`` with 26 epochs (lr decay at 20) to fit a session; ``-s{seed}`` for seed != 0."""
-    suffix, schedule, epochs = ("ft30", FT30, 30) if size == 352 else (f"ft{size}", FT448, 26)
-    if seed:
-        suffix, schedule = f"{suffix}-s{seed}", schedule.replace("--seed 0", f"--seed {seed}")
+    (multi-scale, batch 4) instead of ``base``'s 20 single-scale epochs: 30 epochs (run ``{base}-ft30``), or at
+    another ``size`` 26 epochs with lr decay at 20 to fit a session (``{base}-ft{size}``); ``-s{seed}`` for
+    seed != 0."""
+    epochs = 30 if size == 352 else 26
+    suffix = ("ft30" if size == 352 else f"ft{size}") + (f"-s{seed}" if seed else "")
+    schedule = _ft_schedule(size, seed)
     return dict(
         task="binary",
         group=SEMI,
@@ -103,25 +115,10 @@ SPECS: dict[str, dict] = {
         "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
         + FT20,
     ),
-    "semi-published-ft30": _semi_ft30(
-        "semi-published",
-        f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}",
-        ["semi-published/pretrain"],
-    ),
-    "semi-published-ft448": _semi_ft30(
-        "semi-published",
-        f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}",
-        ["semi-published/pretrain"],
-        size=448,
-    ),
-    "semi-published-ft448-s1": _semi_ft30(
-        "semi-published",
-        f"--from-published --model infnet-effl2 --pretrain-epochs 2 {FT20}",
-        ["semi-published/pretrain"],
-        size=448,
-        seed=1,
-    ),
-    "semi-k400-ft30": _semi_ft30(
+    "semi-published-ft30": _semi_ft("semi-published", PUBLISHED, ["semi-published/pretrain"]),
+    "semi-published-ft448": _semi_ft("semi-published", PUBLISHED, ["semi-published/pretrain"], size=448),
+    "semi-published-ft448-s1": _semi_ft("semi-published", PUBLISHED, ["semi-published/pretrain"], size=448, seed=1),
+    "semi-k400-ft30": _semi_ft(
         "semi-k400",
         "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
         + FT20,
