@@ -100,6 +100,23 @@ def _mc_model_prior(run: str, option: str, schedule: str = "--epochs 60 --decay-
     )
 
 
+PRETRAIN_PRIORS = (
+    f"infnet semi --out runs/semi-published {PUBLISHED} --augment --seed 0 (its pre-training step) && "
+    "infnet predict --model runs/semi-published/pretrain/run/last.safetensors --input "
+    "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-pretrain-mctrain && "
+)
+
+
+def _mc_pretrain_prior(run: str, option: str) -> dict:
+    """Multi-class FCN8s-EffL2 trained on the pre-trained Semi-Inf-Net model's maps of the training slices (a model
+    that never saw their doctor labels, so its maps err like an infection model's at inference) mixed with the GT
+    prior; ``option`` adds to the multi-scale ce+dice recipe of ``mc-fcn8s-effl2-ms``."""
+    spec = _mc_model_prior(
+        run, f"--rates 0.75 1 1.25 --loss ce+dice --train-priors runs/priors-pretrain-mctrain {option}"
+    )
+    return dict(spec, command=PRETRAIN_PRIORS + spec["command"])
+
+
 SPECS: dict[str, dict] = {
     "infnet-effl2": dict(
         task="binary",
@@ -169,6 +186,7 @@ SPECS: dict[str, dict] = {
     "mc-fcn8s-effl2-pn": _mc_model_prior("mc-fcn8s-effl2-pn", "--prior-noise"),
     "mc-fcn8s-effl2-dice": _mc_model_prior("mc-fcn8s-effl2-dice", "--loss ce+dice"),
     "mc-fcn8s-effl2-ms": _mc_model_prior("mc-fcn8s-effl2-ms", "--rates 0.75 1 1.25 --loss ce+dice"),
+    "mc-fcn8s-effl2-ms-mp": _mc_pretrain_prior("mc-fcn8s-effl2-ms-mp", "--gt-prior-rate 0.5"),
     "mc-fcn8s-effl2-512": _mc_model_prior(
         "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"
     ),

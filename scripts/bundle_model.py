@@ -191,6 +191,8 @@ def main(argv=None) -> int:
     extra = {"input_size": cfg["train_size"], "name": args.name}
     if task == "multiclass":
         extra.update(task="multiclass", classes=meta.get("classes"))
+        if meta.get("soft_prior"):
+            extra["soft_prior"] = True
     save_checkpoint(model, out, extra=extra, half=True)
     root = semiseg.find_dataset()
     temperature, val_scores = _temperature(args, out, task, root)

@@ -88,6 +88,24 @@ def test_labels_and_priors(tmp_path):
         read_prior(d["priors"] / "0.png", (10, 10))
 
 
+def test_gt_prior_rate_mixes_given_and_gt_priors(tmp_path):
+    from infnet.multiclass.data import MultiClassDataset
+
+    d = make_multiclass(tmp_path / "d", n=2)
+    for p in d["priors"].iterdir():  # a "model" prior that found nothing: distinguishable from the GT prior
+        Image.fromarray(np.zeros(read_gray(p).shape, np.uint8)).save(p)
+    kw = dict(image_dir=d["images"], label_dir=d["labels"], prior_dir=d["priors"], size=32)
+    gt_used = lambda ds: [bool((ds[0][0][3] > 0).any()) for _ in range(200)]  # noqa: E731
+    torch.manual_seed(0)
+    assert not any(gt_used(MultiClassDataset(**kw)))  # default 0: always the given prior
+    assert all(gt_used(MultiClassDataset(**kw, gt_prior_rate=1.0)))
+    torch.manual_seed(0)
+    share = np.mean(gt_used(MultiClassDataset(**kw, gt_prior_rate=0.5)))
+    assert 0.4 < share < 0.6
+    with pytest.raises(InfnetError, match=r"gt_prior_rate must be in \[0, 1\], got 1.5"):
+        MultiClassDataset(**kw, gt_prior_rate=1.5)
+
+
 def test_real_dataset_labels(semiseg_root):
     from infnet.data.semiseg import SPLITS
 
@@ -144,6 +162,33 @@ def test_train_resume_predict_evaluate(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--pred", str(out / "ggo"), "--gt", str(d["gt1"])]) == 0
     assert main(["evaluate", "--pred", str(out / "consolidation"), "--gt", str(d["gt2"])]) == 0
+
+
+def test_soft_prior_training_and_inference(tmp_path):
+    from infnet.multiclass.data import MultiClassDataset, to_input
+
+    d = make_multiclass(tmp_path / "d", n=2)
+    for p in d["priors"].iterdir():  # a model's probability map: grey levels, not 0/255
+        Image.fromarray(np.full(read_gray(p).shape, 64, np.uint8)).save(p)
+    kw = dict(image_dir=d["images"], label_dir=d["labels"], prior_dir=d["priors"], size=32)
+    assert torch.allclose(MultiClassDataset(**kw, soft_prior=True)[0][0][3], torch.tensor(64 / 255 * 2 - 1))
+    assert torch.all(MultiClassDataset(**kw)[0][0][3] == -1.0)  # binarised at > 127
+    gray = np.zeros((8, 8), np.uint8)
+    assert torch.all(to_input(gray, np.full((8, 8), 255, np.uint8), None, (0.5,) * 3, (0.5,) * 3, soft=True)[3] == 1)
+
+    run = tmp_path / "run"
+    assert main(_train_args(d, run, "--model", "fcn8s-effl2", "--soft-prior")) == 0
+    assert read_checkpoint_meta(run / "last.safetensors")["soft_prior"] is True
+    infection = tmp_path / "infection.safetensors"
+    save_checkpoint(create_model("fcn8s-vgg16", base_channels=4, fc_channels=8), infection)
+    seg = MultiClassSegmenter.from_pretrained(run / "last.safetensors", infection_model=infection)
+    assert seg.soft_prior and seg.infection.temperature == 1.0  # from the checkpoint; raw maps as in training
+    image = read_gray(d["images"] / "0.png")
+    prob = seg.infection.predict_proba([image])[0][0]
+    assert np.array_equal(seg.priors([image])[0], np.clip(prob * 255 + 0.5, 0, 255).astype(np.uint8))
+    assert seg.predict_proba([image])[0].shape == (2, 64, 72)
+    hard = MultiClassSegmenter.from_pretrained(run / "last.safetensors", infection_model=infection, soft_prior=False)
+    assert set(np.unique(hard.priors([image])[0])) <= {0, 255}
 
 
 def test_unknown_class_value_cli(tmp_path, capsys):

@@ -37,6 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--augment", action="store_true", help="random flips")
     t.add_argument("--loss", default=d.loss, choices=["ce", "ce+dice"], help="training loss (default ce)")
     t.add_argument("--prior-noise", action="store_true", help="perturb the training prior (dilate/erode, cut-outs)")
+    t.add_argument(
+        "--gt-prior-rate",
+        type=float,
+        default=d.gt_prior_rate,
+        help="with --train-priors: chance per sample of using the GT infection mask instead (default 0)",
+    )
+    t.add_argument(
+        "--soft-prior",
+        action="store_true",
+        help="feed the infection probability as the prior instead of its binarisation (training and inference)",
+    )
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--device", default=d.device)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
@@ -92,6 +103,8 @@ def run_train(args: argparse.Namespace) -> int:
         rates=list(args.rates),
         augment=args.augment,
         prior_noise=args.prior_noise,
+        gt_prior_rate=args.gt_prior_rate,
+        soft_prior=args.soft_prior,
         loss=args.loss,
         seed=args.seed,
         device=args.device,

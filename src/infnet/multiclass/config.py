@@ -36,6 +36,13 @@ class MultiClassConfig:
     # Perturb the training prior (random dilation/erosion, cut-out boxes) so that the model learns to correct an
     # imperfect infection map from the image, as it must at inference (the prior then comes from a model).
     prior_noise: bool = False
+    # With train_priors (e.g. a binary model's maps of the training slices): the chance per sample of using the
+    # ground-truth infection mask instead. The multi-class model follows its prior's boundary closely, so training
+    # only on exact GT priors leaves it unprepared for a model's map at inference.
+    gt_prior_rate: float = 0.0
+    # Feed the infection prior as a probability (grey levels / 255) instead of binarised at 0.5, at training
+    # (given priors keep their grey levels; the GT prior is 0/1) and at inference (the checkpoint says so).
+    soft_prior: bool = False
     loss: str = "ce"  # "ce" (the paper's FCN8s) or "ce+dice" (adds soft Dice of GGO and consolidation)
     seed: int = 0
     device: str = "auto"

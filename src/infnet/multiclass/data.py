@@ -1,7 +1,8 @@
 """Multi-class data: a CT slice + an infection prior in, a label map out (0 background, 1 GGO, 2 consolidation).
 
 The network input has 4 channels: the grey slice repeated to 3 normalised channels (as for the binary models) and
-the infection prior binarised at > 127, scaled to [-1, 1]. Training uses the ground-truth infection mask as the
+the infection prior binarised at > 127 (or, for models trained with soft priors, its grey level / 255), scaled to
+[-1, 1]. Training uses the ground-truth infection mask as the
 prior (paper section III-E); at inference the prior comes from a binary infection model.
 """
 
@@ -37,22 +38,31 @@ def read_class_label(path: str | Path) -> np.ndarray:
     return label
 
 
-def read_prior(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """Read an infection prior as uint8 {0,255} and check it has the slice's ``shape`` (H,W)."""
+def read_prior(path: str | Path, shape: tuple[int, int], soft: bool = False) -> np.ndarray:
+    """Read an infection prior as uint8 {0,255} (``soft``: its grey levels) and check it has the slice's
+    ``shape`` (H,W)."""
     prior = read_gray(path)
     if prior.shape != tuple(shape):
         raise InfnetError(
             f"{path}: prior size {prior.shape[1]}x{prior.shape[0]} differs from its image {shape[1]}x{shape[0]}"
         )
-    return np.where(prior > 127, 255, 0).astype(np.uint8)
+    return prior if soft else np.where(prior > 127, 255, 0).astype(np.uint8)
 
 
 def to_input(
-    gray: np.ndarray, prior: np.ndarray, size: int | None, mean: Sequence[float], std: Sequence[float]
+    gray: np.ndarray,
+    prior: np.ndarray,
+    size: int | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    soft: bool = False,
 ) -> torch.Tensor:
-    """uint8 slice (H,W) + uint8 prior (H,W) -> float (4,S,S): 3 normalised grey channels + prior in [-1, 1]."""
+    """uint8 slice (H,W) + uint8 prior (H,W) -> float (4,S,S): 3 normalised grey channels + prior in [-1, 1]
+    (binarised at > 127, or ``soft``: grey level / 255)."""
     image = to_tensor_image(gray, size, mean, std)
-    p = torch.from_numpy((np.asarray(prior) > 127).astype(np.float32))[None, None]
+    prior = np.asarray(prior)
+    p = prior.astype(np.float32) / 255.0 if soft else (prior > 127).astype(np.float32)
+    p = torch.from_numpy(p)[None, None]
     if size is not None:
         p = F.interpolate(p, size=(size, size), mode="bilinear", align_corners=False)
     return torch.cat([image, p[0] * 2.0 - 1.0], dim=0)
@@ -68,6 +78,8 @@ class MultiClassDataset(Dataset):
     """(input 4xSxS, label SxS int64) pairs held in memory.
 
     ``prior_dir`` None derives the prior from the label (label > 0 = the infection ground truth).
+    ``gt_prior_rate``: with a ``prior_dir``, the chance per sample of using the ground-truth prior instead, so
+    that a model trained on a binary model's maps also sees exact boundaries.
     """
 
     def __init__(
@@ -81,6 +93,8 @@ class MultiClassDataset(Dataset):
         std: Sequence[float] = (0.5, 0.5, 0.5),
         augment: bool = False,
         prior_noise: bool = False,
+        gt_prior_rate: float = 0.0,
+        soft_prior: bool = False,
     ):
         pairs = pair_by_stem(image_dir, label_dir, stems)
         priors = index_by_stem(prior_dir) if prior_dir else None
@@ -97,19 +111,26 @@ class MultiClassDataset(Dataset):
             elif stem not in priors:
                 raise InfnetError(f"{img_path}: no prior with stem '{stem}' in {prior_dir}")
             else:
-                prior = read_prior(priors[stem], img.shape)
+                prior = read_prior(priors[stem], img.shape, soft=soft_prior)
             self.stems.append(stem)
             self.images.append(img)
             self.labels.append(label)
             self.priors.append(prior)
         self.size, self.mean, self.std, self.augment = size, tuple(mean), tuple(std), augment
-        self.prior_noise = prior_noise
+        self.prior_noise, self.soft_prior = prior_noise, soft_prior
+        if not 0.0 <= gt_prior_rate <= 1.0:
+            raise InfnetError(f"gt_prior_rate must be in [0, 1], got {gt_prior_rate}")
+        self.gt_prior_rate = gt_prior_rate if priors is not None else 0.0
 
     def __len__(self) -> int:
         return len(self.stems)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = to_input(self.images[i], self.priors[i], self.size, self.mean, self.std)
+        prior = self.priors[i]
+        # Drawn only when mixing, so runs without it keep their random stream (exact resume, old runs).
+        if self.gt_prior_rate > 0 and torch.rand(()) < self.gt_prior_rate:
+            prior = np.where(self.labels[i] > 0, 255, 0).astype(np.uint8)
+        x = to_input(self.images[i], prior, self.size, self.mean, self.std, soft=self.soft_prior)
         y = resize_label(self.labels[i], self.size)
         if self.prior_noise:
             x[3] = perturb_prior(x[3])

@@ -20,7 +20,8 @@ class MultiClassSegmenter:
 
     ``predict_proba`` takes uint8 slices (N,H,W) and returns float32 (N,2,H,W): softmax probabilities of
     ground-glass opacity and consolidation at the input's size. The prior is the infection model's prediction
-    binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E).
+    binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E), or its
+    probability for a model trained with soft priors (``soft_prior``; default: the checkpoint's metadata).
     ``temperature`` (default: the checkpoint's, else 1) scales the logits before the softmax; the most likely
     class does not change (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the
     logits, ``tta_scales`` averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection
@@ -41,6 +42,7 @@ class MultiClassSegmenter:
         temperature: float | None = None,
         tta: bool = False,
         tta_scales: Iterable[float] | None = None,
+        soft_prior: bool | None = None,
     ):
         cfg = getattr(model, "config", None)
         if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
@@ -56,6 +58,9 @@ class MultiClassSegmenter:
         self.tta = bool(tta)
         self.tta_scales = checked_scales(tta_scales)
         self.mean, self.std = tuple(model.mean), tuple(model.std)
+        if soft_prior is None:
+            soft_prior = bool(getattr(model, "checkpoint_meta", {}).get("soft_prior", False))
+        self.soft_prior = soft_prior
 
     @classmethod
     def from_pretrained(
@@ -84,13 +89,19 @@ class MultiClassSegmenter:
         if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
         tta = dict(tta=kw.get("tta", False), tta_scales=kw.get("tta_scales"))  # the prior gets the same TTA
-        infection = Segmenter.from_pretrained(infection_model, device=device, **tta)
+        soft = kw.get("soft_prior")
+        if soft is None:
+            soft = bool(model.checkpoint_meta.get("soft_prior", False))
+        # Soft priors were trained on raw (T = 1) probability maps; a bundled model's sharpening would change them.
+        infection = Segmenter.from_pretrained(infection_model, device=device, temperature=1.0 if soft else None, **tta)
         name = f"{name}+{infection.name}"
         return cls(model, infection, name=name, input_size=size, device=device, **kw)
 
     def priors(self, slices: list[np.ndarray]) -> list[np.ndarray]:
-        """Binary infection priors (uint8 {0,255}, input size) from the infection model."""
+        """Infection priors (uint8, input size) from the infection model: {0,255}, or probability x 255 if soft."""
         probs = self.infection.predict_proba([np.asarray(s) for s in slices])
+        if self.soft_prior:
+            return [np.clip(p[0] * 255.0 + 0.5, 0, 255).astype(np.uint8) for p in probs]
         return [np.where(p[0] >= self.prior_threshold, 255, 0).astype(np.uint8) for p in probs]
 
     @torch.inference_mode()
@@ -116,7 +127,10 @@ class MultiClassSegmenter:
                 raise ValueError(f"expected uint8 (H,W) slices, got {s.dtype} {s.shape}")
         priors = self.priors(slices)
         batch = torch.stack(
-            [to_input(s, p, self.input_size, self.mean, self.std) for s, p in zip(slices, priors, strict=True)]
+            [
+                to_input(s, p, self.input_size, self.mean, self.std, self.soft_prior)
+                for s, p in zip(slices, priors, strict=True)
+            ]
         )
         batch = batch.to(self.device)
         logits = tta_logits(self.model, batch, self.tta_scales, flip=self.tta)

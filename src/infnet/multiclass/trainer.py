@@ -122,8 +122,15 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = build_model(cfg.model, None if resume else cfg.encoder_weights).to(device, memory_format=memory_format)
     norm = dict(size=cfg.train_size, mean=model.mean, std=model.std)
-    train_set = MultiClassDataset(**data["train"], **norm, augment=cfg.augment, prior_noise=cfg.prior_noise)
-    val_set = MultiClassDataset(**data["val"], **norm) if "val" in data else None
+    train_set = MultiClassDataset(
+        **data["train"],
+        **norm,
+        augment=cfg.augment,
+        prior_noise=cfg.prior_noise,
+        gt_prior_rate=cfg.gt_prior_rate,
+        soft_prior=cfg.soft_prior,
+    )
+    val_set = MultiClassDataset(**data["val"], **norm, soft_prior=cfg.soft_prior) if "val" in data else None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_epoch, best = 0, -1.0
     if resume:
@@ -132,6 +139,8 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     sizes = [scaled_size(cfg.train_size, r) for r in cfg.rates]
     extra = {"input_size": cfg.train_size, "task": "multiclass", "classes": list(CLASSES)}
+    if cfg.soft_prior:  # inference must feed the infection probability, not its binarisation
+        extra["soft_prior"] = True
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         for group in optimizer.param_groups:
