@@ -164,6 +164,20 @@ def test_train_resume_predict_evaluate(tmp_path, capsys):
     assert main(["evaluate", "--pred", str(out / "consolidation"), "--gt", str(d["gt2"])]) == 0
 
 
+def test_rotation_keeps_input_and_label_aligned():
+    from infnet.multiclass.data import rotate_pair
+
+    y = torch.zeros(8, 8, dtype=torch.long)
+    y[1:3, 5:7] = 2  # consolidation in the upper right
+    x = torch.stack([y.float()] * 4)
+    x0, y0 = rotate_pair(x, y, 0.0)
+    assert torch.equal(y0, y) and torch.allclose(x0, x)
+    x90, y90 = rotate_pair(x, y, 90.0)
+    assert any(torch.equal(y90, torch.rot90(y, k, (0, 1))) for k in (1, -1))  # an exact quarter turn
+    assert torch.allclose(x90[3], y90.float(), atol=1e-4)  # the prior channel turned with the label
+    assert y90.dtype == torch.long and set(y90.unique().tolist()) == {0, 2}
+
+
 def test_soft_prior_training_and_inference(tmp_path):
     from infnet.multiclass.data import MultiClassDataset, to_input
 

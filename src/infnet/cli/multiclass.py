@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train-size", type=int, default=d.train_size, help="352 or 512 in the paper")
     t.add_argument("--rates", type=float, nargs="+", default=d.rates, help="multi-scale rates")
     t.add_argument("--augment", action="store_true", help="random flips")
+    t.add_argument(
+        "--rotate", type=float, default=d.rotate, help="with --augment: random rotation within +-DEG (default 0)"
+    )
     t.add_argument("--loss", default=d.loss, choices=["ce", "ce+dice"], help="training loss (default ce)")
     t.add_argument("--prior-noise", action="store_true", help="perturb the training prior (dilate/erode, cut-outs)")
     t.add_argument(
@@ -102,6 +105,7 @@ def run_train(args: argparse.Namespace) -> int:
         train_size=args.train_size,
         rates=list(args.rates),
         augment=args.augment,
+        rotate=args.rotate,
         prior_noise=args.prior_noise,
         gt_prior_rate=args.gt_prior_rate,
         soft_prior=args.soft_prior,

@@ -33,6 +33,7 @@ class MultiClassConfig:
     train_size: int = 352
     rates: list[float] = field(default_factory=lambda: [1.0])
     augment: bool = False
+    rotate: float = 0.0  # with augment: random rotation within +-rotate degrees (the binary trainer uses 15)
     # Perturb the training prior (random dilation/erosion, cut-out boxes) so that the model learns to correct an
     # imperfect infection map from the image, as it must at inference (the prior then comes from a model).
     prior_noise: bool = False

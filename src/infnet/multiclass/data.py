@@ -8,6 +8,7 @@ prior (paper section III-E); at inference the prior comes from a binary infectio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,6 +96,7 @@ class MultiClassDataset(Dataset):
         prior_noise: bool = False,
         gt_prior_rate: float = 0.0,
         soft_prior: bool = False,
+        rotate: float = 0.0,
     ):
         pairs = pair_by_stem(image_dir, label_dir, stems)
         priors = index_by_stem(prior_dir) if prior_dir else None
@@ -117,7 +119,7 @@ class MultiClassDataset(Dataset):
             self.labels.append(label)
             self.priors.append(prior)
         self.size, self.mean, self.std, self.augment = size, tuple(mean), tuple(std), augment
-        self.prior_noise, self.soft_prior = prior_noise, soft_prior
+        self.prior_noise, self.soft_prior, self.rotate = prior_noise, soft_prior, rotate
         if not 0.0 <= gt_prior_rate <= 1.0:
             raise InfnetError(f"gt_prior_rate must be in [0, 1], got {gt_prior_rate}")
         self.gt_prior_rate = gt_prior_rate if priors is not None else 0.0
@@ -139,7 +141,19 @@ class MultiClassDataset(Dataset):
                 x, y = x.flip(-1), y.flip(-1)
             if torch.rand(()) < 0.5:
                 x, y = x.flip(-2), y.flip(-2)
+            if self.rotate > 0:
+                x, y = rotate_pair(x, y, float(torch.empty(()).uniform_(-self.rotate, self.rotate)))
         return x, y
+
+
+def rotate_pair(x: torch.Tensor, y: torch.Tensor, degrees: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate an input (C,S,S) bilinearly and its label map (S,S) by nearest neighbour, about the centre."""
+    a = math.radians(degrees)
+    theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])[None]
+    grid = F.affine_grid(theta, [1, 1, *x.shape[-2:]], align_corners=False)
+    x = F.grid_sample(x[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    y = F.grid_sample(y[None, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)
+    return x, y[0, 0].long()
 
 
 def perturb_prior(prior: torch.Tensor, p: float = 0.8) -> torch.Tensor:

@@ -129,6 +129,7 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
         prior_noise=cfg.prior_noise,
         gt_prior_rate=cfg.gt_prior_rate,
         soft_prior=cfg.soft_prior,
+        rotate=cfg.rotate,
     )
     val_set = MultiClassDataset(**data["val"], **norm, soft_prior=cfg.soft_prior) if "val" in data else None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
