@@ -14,7 +14,11 @@ vs GT-2), prints:
   pixel were GGO, or consolidation: what a perfect or a trivial class split could reach with that map;
 - ``GT prior eroded/dilated 3 px``: how sensitive the per-image Dice is to the prior's boundary;
 - ``authors' map prior``: the authors' published Semi-Inf-Net predictions (reference-outputs) as the prior,
-  binarised at 128: a better infection map (their Dice@0.5 0.770 against our 0.753) from another model.
+  binarised at 128: a better infection map (their Dice@0.5 0.770 against our 0.753) from another model;
+- ``authors' map = class``: those predictions scored as if every infected pixel were GGO (or consolidation),
+  to set against the authors' own FCN8s (reference rows of benchmarks/reproduce.md);
+- ``model prior, cons. logit -k``: the shipped pair with the consolidation logit lowered by k (a GGO-favouring
+  split): how far moving pixels from consolidation to GGO can take GGO, and what consolidation pays.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from infnet.evaluate import evaluate_folders
 from infnet.inference import Segmenter, load_predictor
 from infnet.io.images import list_images, read_gray, write_png
 
+BIASES = (1.0, 2.0, 3.0)
 GT = {"ggo": "multiclass-test-ggo", "consolidation": "multiclass-test-consolidation"}
 
 
@@ -68,6 +73,8 @@ def main(argv=None) -> int:
         "GT prior eroded 3 px",
         "GT prior dilated 3 px",
         "authors' map prior",
+        "authors' map = class",
+        *(f"model prior, cons. logit -{k:g}" for k in BIASES),
     )
     authors = root / semiseg.REFERENCE / "Results/Lung infection segmentation/Semi-Inf-Net"
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +87,8 @@ def main(argv=None) -> int:
             p_gt = _with_prior(seg, image, gt_inf)  # the same network, handed the ground-truth prior
             p_ero = _with_prior(seg, image, ndimage.binary_erosion(gt_inf, iterations=3))
             p_dil = _with_prior(seg, image, ndimage.binary_dilation(gt_inf, iterations=3))
-            p_auth = _with_prior(seg, image, read_gray(authors / f"{stem}.png") >= 128)
+            auth = read_gray(authors / f"{stem}.png") >= 128
+            p_auth = _with_prior(seg, image, auth)
             split = p_gt[0] / np.maximum(p_gt[0] + p_gt[1], 1e-6)
             p_inf = infection.predict_proba([image])[0][0]
             split_m = p_model[0] / np.maximum(p_model[0] + p_model[1], 1e-6)
@@ -94,14 +102,19 @@ def main(argv=None) -> int:
                 _write(out["GT prior eroded 3 px"] / c, stem, p_ero[k])
                 _write(out["GT prior dilated 3 px"] / c, stem, p_dil[k])
                 _write(out["authors' map prior"] / c, stem, p_auth[k])
+                _write(out["authors' map = class"] / c, stem, auth.astype(np.float32))
+                for b in BIASES:  # softmax with the consolidation logit lowered by b
+                    w = np.array([1.0, np.exp(-b)], np.float32)[:, None, None]
+                    p = p_model * w / (1.0 - p_model.sum(axis=0) + (p_model * w).sum(axis=0))
+                    _write(out[f"model prior, cons. logit -{b:g}"] / c, stem, p[k])
         print(f"{args.model} (prior: {args.infection_model}), {len(images)} MultiClassInfection-Test slices")
-        print(f"  {'variant':<22} {'GGO meanDic':>12} {'GGO Dice@0.5':>13} {'cons meanDic':>13} {'cons Dice@0.5':>14}")
+        print(f"  {'variant':<29} {'GGO meanDic':>12} {'GGO Dice@0.5':>13} {'cons meanDic':>13} {'cons Dice@0.5':>14}")
         for v in variants:
             cells = []
             for c in GT:
                 r = evaluate_folders(out[v] / c, gt_dirs[c], "both")
                 cells += [r.paper["meanDic"], r.standard["dice"]]
-            print(f"  {v:<22} {cells[0]:>12.3f} {cells[1]:>13.3f} {cells[2]:>13.3f} {cells[3]:>14.3f}")
+            print(f"  {v:<29} {cells[0]:>12.3f} {cells[1]:>13.3f} {cells[2]:>13.3f} {cells[3]:>14.3f}")
     return 0
 
 

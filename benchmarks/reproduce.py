@@ -56,9 +56,10 @@ def _test_metrics(spec: dict, run: Path, data: Path, checkpoint: str = "best") -
     if spec["task"] == "multiclass":
         from infnet.multiclass.evaluate import evaluate_multiclass
 
-        path = run / "eval-multiclass" / "metrics.json"
+        path = run / ("eval-multiclass" if checkpoint == "best" else f"eval-multiclass-{checkpoint}") / "metrics.json"
         if not path.is_file():
-            evaluate_multiclass(run / "best.safetensors", path.parent, infection_model=INFECTION_MODEL, data=data)
+            ckpt = run / f"{checkpoint}.safetensors"
+            evaluate_multiclass(ckpt, path.parent, infection_model=INFECTION_MODEL, data=data)
         m = json.loads(path.read_text())
         return {c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in ("ggo", "consolidation")} | {
             "infection_model": INFECTION_MODEL
@@ -110,7 +111,7 @@ def collect(keys: list[str]) -> None:
             semi=semi,
             test=_test_metrics(spec, run, data),
         )
-        if spec["task"] == "binary" and (run / "last.safetensors").is_file():
+        if (run / "last.safetensors").is_file():
             summary["test_last"] = _test_metrics(spec, run, data, "last")
         out = STORE / key
         out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +220,7 @@ def _selection(summaries: dict) -> list[str]:
     """Binary runs: the checkpoint with the best validation Dice against the final epoch's, on the test slices."""
     rows, diffs = [], []
     for key, s in summaries.items():
-        if "test_last" not in s:
+        if "test_last" not in s or s["task"] != "binary":
             continue
         with open(STORE / key / "metrics.csv") as fh:
             epochs = list(csv.DictReader(fh))
@@ -254,6 +255,40 @@ def _selection(summaries: dict) -> list[str]:
         "",
         f"The final epoch scores at least as well (Dice@0.5) in {better} of {len(rows)} runs, by {mean:+.3f} on "
         f"average: {verdict}.",
+        "",
+        *_selection_multiclass(summaries),
+    ]
+
+
+def _selection_multiclass(summaries: dict) -> list[str]:
+    """Multi-class runs: best-validation checkpoint against the final epoch, GGO and consolidation meanDic."""
+    rows, diffs = [], []
+    for key, s in summaries.items():
+        if "test_last" not in s or s["task"] != "multiclass":
+            continue
+        with open(STORE / key / "metrics.csv") as fh:
+            epochs = list(csv.DictReader(fh))
+        best, last = _best_epoch(epochs), epochs[-1]
+        if best is None:
+            continue
+        b, f = s["test"], s["test_last"]
+        diffs.append(f["ggo"]["paper"]["meanDic"] - b["ggo"]["paper"]["meanDic"])
+        rows.append(
+            f"| `{key}` | {best[0]} ({best[1]:.3f}) | {b['ggo']['paper']['meanDic']:.3f} | "
+            f"{b['consolidation']['paper']['meanDic']:.3f} | {last['epoch']} ({float(last['val_dice']):.3f}) | "
+            f"{f['ggo']['paper']['meanDic']:.3f} | {f['consolidation']['paper']['meanDic']:.3f} |"
+        )
+    if not rows:
+        return []
+    better, mean = sum(d >= 0 for d in diffs), sum(diffs) / len(diffs)
+    return [
+        "Multi-class runs (paper-protocol meanDic; validation Dice = mean of GGO and consolidation, in brackets):",
+        "",
+        "| run | best-val epoch | GGO | consolidation | final epoch | GGO | consolidation |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"The final epoch's GGO is at least as good in {better} of {len(rows)} runs, by {mean:+.3f} on average.",
         "",
     ]
 

@@ -86,17 +86,22 @@ def _semi_ft(base: str, args: str, roots: list[str], size: int = 352, seed: int 
     )
 
 
-def _mc_model_prior(run: str, option: str, schedule: str = "--epochs 60 --decay-epoch 40") -> dict:
-    """Multi-class FCN8s-EffL2 (60 epochs unless ``schedule``) with ``option``, selected with a model's val priors."""
+def _mc_model_prior(
+    run: str, option: str, schedule: str = "--epochs 60 --decay-epoch 40", temperature: str = ""
+) -> dict:
+    """Multi-class FCN8s-EffL2 (60 epochs unless ``schedule``) with ``option``, selected with a model's val priors
+    (made at the bundled model's temperature, or at ``temperature``: raw maps for soft priors)."""
+    priors = f"runs/priors-labeled{'-t' + temperature if temperature else ''}"
+    t_arg = f"--temperature {temperature} " if temperature else ""
     return dict(
         task="multiclass",
         group=MC,
         run=run,
         paper="Semi-Inf-Net_FCN8s_1100",
-        command="infnet predict --model infnet-effl2-semiseg --input "
-        "{data}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output runs/priors-labeled && "
+        command=f"infnet predict --model infnet-effl2-semiseg {t_arg}--input "
+        f"{{data}}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output {priors} && "
         f"infnet multiclass train --out runs/{run} --model fcn8s-effl2 {schedule} "
-        f"--batch-size 8 --augment {option} --val-priors runs/priors-labeled --seed 0",
+        f"--batch-size 8 --augment {option} --val-priors {priors} --seed 0",
     )
 
 
@@ -107,12 +112,14 @@ PRETRAIN_PRIORS = (
 )
 
 
-def _mc_pretrain_prior(run: str, option: str) -> dict:
+def _mc_pretrain_prior(run: str, option: str, temperature: str = "") -> dict:
     """Multi-class FCN8s-EffL2 trained on the pre-trained Semi-Inf-Net model's maps of the training slices (a model
     that never saw their doctor labels, so its maps err like an infection model's at inference) mixed with the GT
     prior; ``option`` adds to the multi-scale ce+dice recipe of ``mc-fcn8s-effl2-ms``."""
     spec = _mc_model_prior(
-        run, f"--rates 0.75 1 1.25 --loss ce+dice --train-priors runs/priors-pretrain-mctrain {option}"
+        run,
+        f"--rates 0.75 1 1.25 --loss ce+dice --train-priors runs/priors-pretrain-mctrain {option}",
+        temperature=temperature,
     )
     return dict(spec, command=PRETRAIN_PRIORS + spec["command"])
 
@@ -187,6 +194,10 @@ SPECS: dict[str, dict] = {
     "mc-fcn8s-effl2-dice": _mc_model_prior("mc-fcn8s-effl2-dice", "--loss ce+dice"),
     "mc-fcn8s-effl2-ms": _mc_model_prior("mc-fcn8s-effl2-ms", "--rates 0.75 1 1.25 --loss ce+dice"),
     "mc-fcn8s-effl2-ms-mp": _mc_pretrain_prior("mc-fcn8s-effl2-ms-mp", "--gt-prior-rate 0.5"),
+    "mc-fcn8s-effl2-ms-mps": _mc_pretrain_prior(
+        "mc-fcn8s-effl2-ms-mps", "--gt-prior-rate 0.5 --soft-prior", temperature="1"
+    ),
+    "mc-fcn8s-effl2-ms-rot": _mc_model_prior("mc-fcn8s-effl2-ms-rot", "--rates 0.75 1 1.25 --loss ce+dice --rotate 15"),
     "mc-fcn8s-effl2-512": _mc_model_prior(
         "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"
     ),
