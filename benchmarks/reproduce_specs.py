@@ -87,7 +87,7 @@ def _semi_ft(base: str, args: str, roots: list[str], size: int = 352, seed: int 
 
 
 def _mc_model_prior(
-    run: str, option: str, schedule: str = "--epochs 60 --decay-epoch 40", temperature: str = ""
+    run: str, option: str, schedule: str = "--epochs 60 --decay-epoch 40", temperature: str = "", seed: int = 0
 ) -> dict:
     """Multi-class FCN8s-EffL2 (60 epochs unless ``schedule``) with ``option``, selected with a model's val priors
     (made at the bundled model's temperature, or at ``temperature``: raw maps for soft priors)."""
@@ -101,7 +101,7 @@ def _mc_model_prior(
         command=f"infnet predict --model infnet-effl2-semiseg {t_arg}--input "
         f"{{data}}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output {priors} && "
         f"infnet multiclass train --out runs/{run} --model fcn8s-effl2 {schedule} "
-        f"--batch-size 8 --augment {option} --val-priors {priors} --seed 0",
+        f"--batch-size 8 --augment {option} --val-priors {priors} --seed {seed}",
     )
 
 
@@ -197,6 +197,7 @@ SPECS: dict[str, dict] = {
     "mc-fcn8s-effl2-ms-mps": _mc_pretrain_prior(
         "mc-fcn8s-effl2-ms-mps", "--gt-prior-rate 0.5 --soft-prior", temperature="1"
     ),
+    "mc-fcn8s-effl2-ms-s1": _mc_model_prior("mc-fcn8s-effl2-ms-s1", "--rates 0.75 1 1.25 --loss ce+dice", seed=1),
     "mc-fcn8s-effl2-ms-rot": _mc_model_prior("mc-fcn8s-effl2-ms-rot", "--rates 0.75 1 1.25 --loss ce+dice --rotate 15"),
     "mc-fcn8s-effl2-512": _mc_model_prior(
         "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"

@@ -104,6 +104,8 @@ def test_gt_prior_rate_mixes_given_and_gt_priors(tmp_path):
     assert 0.4 < share < 0.6
     with pytest.raises(InfnetError, match=r"gt_prior_rate must be in \[0, 1\], got 1.5"):
         MultiClassDataset(**kw, gt_prior_rate=1.5)
+    with pytest.raises(InfnetError, match=r"rotate must be >= 0 degrees, got -5"):
+        MultiClassDataset(**kw, rotate=-5)
 
 
 def test_real_dataset_labels(semiseg_root):
@@ -212,6 +214,13 @@ def test_unknown_class_value_cli(tmp_path, capsys):
     assert main(_train_args(d, tmp_path / "run", "--model", "fcn8s-effl2")) == 2
     assert "1.png: unknown class values 5" in _one_error_line(capsys)
     assert _digest(tmp_path / "d") == before
+    assert not (tmp_path / "run" / "state.pt").exists()
+
+
+def test_bad_prior_rate_cli(tmp_path, capsys):
+    d = make_multiclass(tmp_path / "d", n=2)
+    assert main(_train_args(d, tmp_path / "run", "--model", "fcn8s-effl2", "--gt-prior-rate", "2")) == 2
+    assert "gt_prior_rate must be in [0, 1], got 2.0" in _one_error_line(capsys)
     assert not (tmp_path / "run" / "state.pt").exists()
 
 

@@ -2,8 +2,8 @@
 
 The network input has 4 channels: the grey slice repeated to 3 normalised channels (as for the binary models) and
 the infection prior binarised at > 127 (or, for models trained with soft priors, its grey level / 255), scaled to
-[-1, 1]. Training uses the ground-truth infection mask as the
-prior (paper section III-E); at inference the prior comes from a binary infection model.
+[-1, 1]. Training uses the ground-truth infection mask as the prior (paper section III-E); at inference the prior
+comes from a binary infection model.
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ class MultiClassDataset(Dataset):
 
     ``prior_dir`` None derives the prior from the label (label > 0 = the infection ground truth).
     ``gt_prior_rate``: with a ``prior_dir``, the chance per sample of using the ground-truth prior instead, so
-    that a model trained on a binary model's maps also sees exact boundaries.
+    that a model trained on a binary model's maps also sees exact boundaries. ``soft_prior`` keeps the given
+    priors' grey levels (probabilities) instead of binarising them. ``rotate``: with ``augment``, a random
+    rotation within +-``rotate`` degrees after the flips.
     """
 
     def __init__(
@@ -98,6 +100,10 @@ class MultiClassDataset(Dataset):
         soft_prior: bool = False,
         rotate: float = 0.0,
     ):
+        if not 0.0 <= gt_prior_rate <= 1.0:
+            raise InfnetError(f"gt_prior_rate must be in [0, 1], got {gt_prior_rate}")
+        if rotate < 0:
+            raise InfnetError(f"rotate must be >= 0 degrees, got {rotate}")
         pairs = pair_by_stem(image_dir, label_dir, stems)
         priors = index_by_stem(prior_dir) if prior_dir else None
         self.stems, self.images, self.labels, self.priors = [], [], [], []
@@ -120,8 +126,6 @@ class MultiClassDataset(Dataset):
             self.priors.append(prior)
         self.size, self.mean, self.std, self.augment = size, tuple(mean), tuple(std), augment
         self.prior_noise, self.soft_prior, self.rotate = prior_noise, soft_prior, rotate
-        if not 0.0 <= gt_prior_rate <= 1.0:
-            raise InfnetError(f"gt_prior_rate must be in [0, 1], got {gt_prior_rate}")
         self.gt_prior_rate = gt_prior_rate if priors is not None else 0.0
 
     def __len__(self) -> int:
