@@ -198,6 +198,10 @@ SPECS: dict[str, dict] = {
         "mc-fcn8s-effl2-ms-mps", "--gt-prior-rate 0.5 --soft-prior", temperature="1"
     ),
     "mc-fcn8s-effl2-ms-s1": _mc_model_prior("mc-fcn8s-effl2-ms-s1", "--rates 0.75 1 1.25 --loss ce+dice", seed=1),
+    # All 50 labelled slices (train + val), no validation: the final epoch is the model.
+    "mc-fcn8s-effl2-ms-tv": _mc_model_prior(
+        "mc-fcn8s-effl2-ms-tv", "--rates 0.75 1 1.25 --loss ce+dice --train-split trainval --val-split none"
+    ),
     "mc-fcn8s-effl2-ms-rot": _mc_model_prior("mc-fcn8s-effl2-ms-rot", "--rates 0.75 1 1.25 --loss ce+dice --rotate 15"),
     "mc-fcn8s-effl2-512": _mc_model_prior(
         "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"
