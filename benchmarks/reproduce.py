@@ -200,7 +200,7 @@ def render() -> str:
             lines.append("")
     lines += _bundled()
     lines += _tradeoff(summaries)
-    lines += _selection(summaries)
+    lines += _selection(summaries) + _selection_multiclass(summaries)
     lines += ["## Commands", ""]
     for key in SPECS:
         if key in summaries:
@@ -216,18 +216,23 @@ def _best_epoch(rows: list[dict]) -> tuple[int, float] | None:
     return max(scored, key=lambda r: (r[1], r[0])) if scored else None
 
 
-def _selection(summaries: dict) -> list[str]:
-    """Binary runs: the checkpoint with the best validation Dice against the final epoch's, on the test slices."""
-    rows, diffs = [], []
+def _best_and_last(summaries: dict, task: str):
+    """(key, best-val (epoch, val Dice), final metrics.csv row, best test metrics, final test metrics) per run of
+    ``task`` that was validated and evaluated at both checkpoints."""
     for key, s in summaries.items():
-        if "test_last" not in s or s["task"] != "binary":
+        if "test_last" not in s or s["task"] != task:
             continue
         with open(STORE / key / "metrics.csv") as fh:
             epochs = list(csv.DictReader(fh))
-        best, last = _best_epoch(epochs), epochs[-1]
-        if best is None:  # no validation: best and last are the same checkpoint
-            continue
-        b, f = s["test"], s["test_last"]
+        best = _best_epoch(epochs)
+        if best is not None:  # without validation best and last are the same checkpoint
+            yield key, best, epochs[-1], s["test"], s["test_last"]
+
+
+def _selection(summaries: dict) -> list[str]:
+    """Binary runs: the checkpoint with the best validation Dice against the final epoch's, on the test slices."""
+    rows, diffs = [], []
+    for key, best, last, b, f in _best_and_last(summaries, "binary"):
         diffs.append(f["standard"]["dice"] - b["standard"]["dice"])
         picked = f"{best[0]} ({best[1]:.3f})"
         rows.append(
@@ -256,22 +261,13 @@ def _selection(summaries: dict) -> list[str]:
         f"The final epoch scores at least as well (Dice@0.5) in {better} of {len(rows)} runs, by {mean:+.3f} on "
         f"average: {verdict}.",
         "",
-        *_selection_multiclass(summaries),
     ]
 
 
 def _selection_multiclass(summaries: dict) -> list[str]:
     """Multi-class runs: best-validation checkpoint against the final epoch, GGO and consolidation meanDic."""
     rows, diffs = [], []
-    for key, s in summaries.items():
-        if "test_last" not in s or s["task"] != "multiclass":
-            continue
-        with open(STORE / key / "metrics.csv") as fh:
-            epochs = list(csv.DictReader(fh))
-        best, last = _best_epoch(epochs), epochs[-1]
-        if best is None:
-            continue
-        b, f = s["test"], s["test_last"]
+    for key, best, last, b, f in _best_and_last(summaries, "multiclass"):
         diffs.append(f["ggo"]["paper"]["meanDic"] - b["ggo"]["paper"]["meanDic"])
         rows.append(
             f"| `{key}` | {best[0]} ({best[1]:.3f}) | {b['ggo']['paper']['meanDic']:.3f} | "
