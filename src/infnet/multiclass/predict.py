@@ -89,9 +89,9 @@ class MultiClassSegmenter:
         if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
         tta = dict(tta=kw.get("tta", False), tta_scales=kw.get("tta_scales"))  # the prior gets the same TTA
-        soft = kw.get("soft_prior")
-        if soft is None:
-            soft = bool(model.checkpoint_meta.get("soft_prior", False))
+        if kw.get("soft_prior") is None:
+            kw["soft_prior"] = bool(model.checkpoint_meta.get("soft_prior", False))
+        soft = kw["soft_prior"]
         # Soft priors were trained on raw (T = 1) probability maps; a bundled model's sharpening would change them.
         infection = Segmenter.from_pretrained(infection_model, device=device, temperature=1.0 if soft else None, **tta)
         name = f"{name}+{infection.name}"
