@@ -229,17 +229,21 @@ def _best_and_last(summaries: dict, task: str):
             yield key, best, epochs[-1], s["test"], s["test_last"]
 
 
+def _selection_row(key: str, best: tuple[int, float], last: dict, b: tuple, f: tuple) -> str:
+    """One table row: the best-val epoch and its two test scores ``b``, then the final epoch's ``f``."""
+    return (
+        f"| `{key}` | {best[0]} ({best[1]:.3f}) | {b[0]:.3f} | {b[1]:.3f} | "
+        f"{last['epoch']} ({float(last['val_dice']):.3f}) | {f[0]:.3f} | {f[1]:.3f} |"
+    )
+
+
 def _selection(summaries: dict) -> list[str]:
     """Binary runs: the checkpoint with the best validation Dice against the final epoch's, on the test slices."""
     rows, diffs = [], []
     for key, best, last, b, f in _best_and_last(summaries, "binary"):
         diffs.append(f["standard"]["dice"] - b["standard"]["dice"])
-        picked = f"{best[0]} ({best[1]:.3f})"
-        rows.append(
-            f"| `{key}` | {picked} | {b['paper']['meanDic']:.3f} | {b['standard']['dice']:.3f} | "
-            f"{last['epoch']} ({float(last['val_dice']):.3f}) | {f['paper']['meanDic']:.3f} | "
-            f"{f['standard']['dice']:.3f} |"
-        )
+        cells = [(m["paper"]["meanDic"], m["standard"]["dice"]) for m in (b, f)]
+        rows.append(_selection_row(key, best, last, *cells))
     if not rows:
         return []
     better, mean = sum(d >= 0 for d in diffs), sum(diffs) / len(diffs)
@@ -269,11 +273,8 @@ def _selection_multiclass(summaries: dict) -> list[str]:
     rows, diffs = [], []
     for key, best, last, b, f in _best_and_last(summaries, "multiclass"):
         diffs.append(f["ggo"]["paper"]["meanDic"] - b["ggo"]["paper"]["meanDic"])
-        rows.append(
-            f"| `{key}` | {best[0]} ({best[1]:.3f}) | {b['ggo']['paper']['meanDic']:.3f} | "
-            f"{b['consolidation']['paper']['meanDic']:.3f} | {last['epoch']} ({float(last['val_dice']):.3f}) | "
-            f"{f['ggo']['paper']['meanDic']:.3f} | {f['consolidation']['paper']['meanDic']:.3f} |"
-        )
+        cells = [(m["ggo"]["paper"]["meanDic"], m["consolidation"]["paper"]["meanDic"]) for m in (b, f)]
+        rows.append(_selection_row(key, best, last, *cells))
     if not rows:
         return []
     better, mean = sum(d >= 0 for d in diffs), sum(diffs) / len(diffs)

@@ -105,6 +105,7 @@ def _mc_model_prior(
     )
 
 
+MS = "--rates 0.75 1 1.25 --loss ce+dice"  # the shipped multi-class recipe's options (run mc-fcn8s-effl2-ms)
 PRETRAIN_PRIORS = (
     f"infnet semi --out runs/semi-published {PUBLISHED} --augment --seed 0 (its pre-training step) && "
     "infnet predict --model runs/semi-published/pretrain/run/last.safetensors --input "
@@ -118,7 +119,7 @@ def _mc_pretrain_prior(run: str, option: str, temperature: str = "") -> dict:
     prior; ``option`` adds to the multi-scale ce+dice recipe of ``mc-fcn8s-effl2-ms``."""
     spec = _mc_model_prior(
         run,
-        f"--rates 0.75 1 1.25 --loss ce+dice --train-priors runs/priors-pretrain-mctrain {option}",
+        f"{MS} --train-priors runs/priors-pretrain-mctrain {option}",
         temperature=temperature,
     )
     return dict(spec, command=PRETRAIN_PRIORS + spec["command"])
@@ -192,17 +193,15 @@ SPECS: dict[str, dict] = {
     ),
     "mc-fcn8s-effl2-pn": _mc_model_prior("mc-fcn8s-effl2-pn", "--prior-noise"),
     "mc-fcn8s-effl2-dice": _mc_model_prior("mc-fcn8s-effl2-dice", "--loss ce+dice"),
-    "mc-fcn8s-effl2-ms": _mc_model_prior("mc-fcn8s-effl2-ms", "--rates 0.75 1 1.25 --loss ce+dice"),
+    "mc-fcn8s-effl2-ms": _mc_model_prior("mc-fcn8s-effl2-ms", MS),
     "mc-fcn8s-effl2-ms-mp": _mc_pretrain_prior("mc-fcn8s-effl2-ms-mp", "--gt-prior-rate 0.5"),
     "mc-fcn8s-effl2-ms-mps": _mc_pretrain_prior(
         "mc-fcn8s-effl2-ms-mps", "--gt-prior-rate 0.5 --soft-prior", temperature="1"
     ),
-    "mc-fcn8s-effl2-ms-s1": _mc_model_prior("mc-fcn8s-effl2-ms-s1", "--rates 0.75 1 1.25 --loss ce+dice", seed=1),
+    "mc-fcn8s-effl2-ms-s1": _mc_model_prior("mc-fcn8s-effl2-ms-s1", MS, seed=1),
     # All 50 labelled slices (train + val), no validation: the final epoch is the model.
-    "mc-fcn8s-effl2-ms-tv": _mc_model_prior(
-        "mc-fcn8s-effl2-ms-tv", "--rates 0.75 1 1.25 --loss ce+dice --train-split trainval --val-split none"
-    ),
-    "mc-fcn8s-effl2-ms-rot": _mc_model_prior("mc-fcn8s-effl2-ms-rot", "--rates 0.75 1 1.25 --loss ce+dice --rotate 15"),
+    "mc-fcn8s-effl2-ms-tv": _mc_model_prior("mc-fcn8s-effl2-ms-tv", f"{MS} --train-split trainval --val-split none"),
+    "mc-fcn8s-effl2-ms-rot": _mc_model_prior("mc-fcn8s-effl2-ms-rot", f"{MS} --rotate 15"),
     "mc-fcn8s-effl2-512": _mc_model_prior(
         "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"
     ),
