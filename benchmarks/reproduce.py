@@ -56,13 +56,15 @@ def _test_metrics(spec: dict, run: Path, data: Path, checkpoint: str = "best") -
     if spec["task"] == "multiclass":
         from infnet.multiclass.evaluate import evaluate_multiclass
 
-        path = run / ("eval-multiclass" if checkpoint == "best" else f"eval-multiclass-{checkpoint}") / "metrics.json"
+        prior = spec.get("infection_model", INFECTION_MODEL)
+        name = "eval-multiclass" + ("" if checkpoint == "best" else f"-{checkpoint}")
+        path = run / (name + ("" if prior == INFECTION_MODEL else f"-{prior}")) / "metrics.json"
         if not path.is_file():
             ckpt = run / f"{checkpoint}.safetensors"
-            evaluate_multiclass(ckpt, path.parent, infection_model=INFECTION_MODEL, data=data)
+            evaluate_multiclass(ckpt, path.parent, infection_model=prior, data=data)
         m = json.loads(path.read_text())
         return {c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in ("ggo", "consolidation")} | {
-            "infection_model": INFECTION_MODEL
+            "infection_model": prior
         }
     path = run / ("eval" if checkpoint == "best" else f"eval-{checkpoint}") / "metrics.json"
     if not path.is_file():
@@ -206,7 +208,13 @@ def render() -> str:
         if key in summaries:
             s = summaries[key]
             lines.append(f"- `{key}`: `{s['command']}` ({s['epochs']} epochs in all steps)")
-    lines += ["", f"Multi-class models are evaluated with the infection prior of `{INFECTION_MODEL}`.", ""]
+    others = [
+        f"`{k}` (`{s['test']['infection_model']}`)"
+        for k, s in summaries.items()
+        if s["task"] == "multiclass" and s["test"].get("infection_model", INFECTION_MODEL) != INFECTION_MODEL
+    ]
+    note = f"; except {', '.join(others)}" if others else ""
+    lines += ["", f"Multi-class models are evaluated with the infection prior of `{INFECTION_MODEL}`{note}.", ""]
     return "\n".join(lines)
 
 

@@ -30,6 +30,21 @@ def _mc10(model: str, paper: str | None) -> dict:
 
 
 MC = "Multi-class FCN8s guided by an infection map (the paper: Semi-Inf-Net + FCN8s)"
+MC_UNET = "Multi-class U-Net guided by an infection map (full-resolution decoder; the authors' Semi-Inf-Net + UNet)"
+DENSITY = (
+    "Density split: GGO vs consolidation by local attenuation inside the infection map (ours; `-semiprior`: the "
+    "prior from `infnet-effl2-semi-semiseg`)"
+)
+
+
+def _density(run: str, infection_model: str | None = None) -> dict:
+    """A density split (``infnet multiclass fit-density``: a logistic regression on the grey level and its blurs,
+    fitted on the training slices' labels in seconds), evaluated with ``infection_model``'s prior if given."""
+    spec = dict(task="multiclass", group=DENSITY, run=run, paper=None,
+                command=f"infnet multiclass fit-density --out runs/{run} --seed 0")  # fmt: skip
+    return spec | ({"infection_model": infection_model} if infection_model else {})
+
+
 SEMI = "Semi-Inf-Net (two-step: pre-train on 1600 pseudo-labels, fine-tune on the 45 doctor labels)"
 
 
@@ -87,20 +102,25 @@ def _semi_ft(base: str, args: str, roots: list[str], size: int = 352, seed: int 
 
 
 def _mc_model_prior(
-    run: str, option: str, schedule: str = "--epochs 60 --decay-epoch 40", temperature: str = "", seed: int = 0
+    run: str,
+    option: str,
+    schedule: str = "--epochs 60 --decay-epoch 40",
+    temperature: str = "",
+    seed: int = 0,
+    model: str = "fcn8s-effl2",
 ) -> dict:
-    """Multi-class FCN8s-EffL2 (60 epochs unless ``schedule``) with ``option``, selected with a model's val priors
-    (made at the bundled model's temperature, or at ``temperature``: raw maps for soft priors)."""
+    """Multi-class ``model`` (FCN8s-EffL2, 60 epochs unless ``schedule``) with ``option``, selected with a model's
+    val priors (made at the bundled model's temperature, or at ``temperature``: raw maps for soft priors)."""
     priors = f"runs/priors-labeled{'-t' + temperature if temperature else ''}"
     t_arg = f"--temperature {temperature} " if temperature else ""
     return dict(
         task="multiclass",
-        group=MC,
+        group=MC if model.startswith("fcn8s") else MC_UNET,
         run=run,
-        paper="Semi-Inf-Net_FCN8s_1100",
+        paper="Semi-Inf-Net_FCN8s_1100" if model.startswith("fcn8s") else "Semi-Inf-Net_UNet",
         command=f"infnet predict --model infnet-effl2-semiseg {t_arg}--input "
         f"{{data}}/Dataset/TrainingSet/MultiClassInfection-Train/Imgs --output {priors} && "
-        f"infnet multiclass train --out runs/{run} --model fcn8s-effl2 {schedule} "
+        f"infnet multiclass train --out runs/{run} --model {model} {schedule} "
         f"--batch-size 8 --augment {option} --val-priors {priors} --seed {seed}",
     )
 
@@ -205,6 +225,9 @@ SPECS: dict[str, dict] = {
     "mc-fcn8s-effl2-512": _mc_model_prior(
         "mc-fcn8s-effl2-512", "--train-size 512 --loss ce+dice", "--epochs 40 --decay-epoch 30"
     ),
+    "mc-unet-effl2-ms40": _mc_model_prior("mc-unet-effl2-ms40", MS, "--epochs 40 --decay-epoch 30", model="unet-effl2"),
+    "mc-density-split": _density("mc-density-split"),
+    "mc-density-split-semiprior": _density("mc-density-split", infection_model="infnet-effl2-semi-semiseg"),
     "mc10-fcn8s-effl2": _mc10("fcn8s-effl2", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-fcn8s-vgg16": _mc10("fcn8s-vgg16", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-unet-effl2": _mc10("unet-effl2", "Semi-Inf-Net_UNet"),

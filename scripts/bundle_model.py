@@ -188,7 +188,9 @@ def main(argv=None) -> int:
         ap.error("a multi-class model needs --infection-model (a bundled binary model)")
     args.authors_model = args.authors_model or ("Semi-Inf-Net_FCN8s_1100" if task == "multiclass" else "Inf-Net")
     out = WEIGHTS_DIR / f"{args.name}.safetensors"
-    extra = {"input_size": cfg["train_size"], "name": args.name}
+    # A fitted density split records its input size (0: each slice's own) in the checkpoint, not as train_size.
+    input_size = cfg["train_size"] if "train_size" in cfg else meta["input_size"]
+    extra = {"input_size": input_size, "name": args.name}
     if task == "multiclass":
         extra.update(task="multiclass", classes=meta.get("classes"))
         if meta.get("soft_prior"):
@@ -209,7 +211,7 @@ def main(argv=None) -> int:
         "file": out.name,
         "sha256": sha256_file(out),
         "size_bytes": out.stat().st_size,
-        "input_size": cfg["train_size"],
+        "input_size": input_size,
         "normalisation": {"mean": list(model.mean), "std": list(model.std), "input": "8-bit grey slice, /255"},
         "classes": ["ggo", "consolidation"] if task == "multiclass" else ["infection"],
         "description": args.description,

@@ -75,10 +75,21 @@ def _selection(e: dict) -> str:
     )
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
 def model_card(e: dict) -> str:
     """The Markdown card of registry entry ``e``."""
     task = e.get("task", "binary")
-    if task == "multiclass":
+    density = e["arch"] == "density-split"
+    if density:
+        output = (
+            "ground-glass opacity and consolidation as 0/1 maps: the binarised infection prior of "
+            f"`{e['infection_model']}` split by a logistic regression on the grey level and its blurs"
+        )
+        family = "density split of an infection map, beyond the paper"
+    elif task == "multiclass":
         output = (
             "softmax probabilities of ground-glass opacity and consolidation; input = the slice (3 channels) + "
             f"the binarised infection prior of `{e['infection_model']}` (4th channel)"
@@ -89,23 +100,32 @@ def model_card(e: dict) -> str:
         family = "Inf-Net, Fan et al. IEEE TMI 2020"
     all_steps = e.get("training_epochs_all_steps", e["epochs"])
     steps = f" ({all_steps} epochs over all training steps)" if all_steps != e["epochs"] else ""
+    size = "each slice at its own size" if not e["input_size"] else f"{e['input_size']}x{e['input_size']}"
+    if density:
+        final = (
+            f"- Fit: maximum likelihood on the training labels, then the opening chosen by training Dice; "
+            f"{e['train_seconds']} s on {e['machine']}; {_selection(e)}"
+        )
+    else:
+        minutes = e["train_seconds"] / 60
+        final = f"""- Final step: {e["epochs"]} epochs{steps}; {minutes:.0f} min of training-epoch time on
+  {e["machine"]} (sum of the epoch times in the metrics.csv files; median epoch of the final step
+  {e["median_epoch_seconds"]} s; epochs were slowed by other jobs sharing the CPU); shipped epoch
+  {e["selected_epoch"]} ({_selection(e)})"""
     return f"""# Model card: {e["name"]}
 
 {e["description"]}
 
-- Architecture: `{e["arch"]}` ({family}), {e["size_bytes"] / 1e6:.1f} MB fp16 safetensors,
+- Architecture: `{e["arch"]}` ({family}), {_size(e["size_bytes"])} fp16 safetensors,
   sha256 `{e["sha256"]}`
-- Input: {e["input_size"]}x{e["input_size"]}, grey slice repeated to 3 channels, normalised with
+- Input: {size}, grey slice repeated to 3 channels, normalised with
   mean {e["normalisation"]["mean"]} / std {e["normalisation"]["std"]}
 - Output: {output}
 
 ## Training
 - Data: {e["training_data"]}. The 48 test slices were not used for training.
 - Command: `{e["command"]}`
-- Final step: {e["epochs"]} epochs{steps}; {e["train_seconds"] / 60:.0f} min of training-epoch time on
-  {e["machine"]} (sum of the epoch times in the metrics.csv files; median epoch of the final step
-  {e["median_epoch_seconds"]} s; epochs were slowed by other jobs sharing the CPU); shipped epoch
-  {e["selected_epoch"]} ({_selection(e)})
+{final}
 
 ## Results on {e["metrics"]["test_set"]}
 Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e["eval_command"]}`).
@@ -120,3 +140,18 @@ The authors' {e["authors_model"]} (their published predictions, same evaluator a
 Weights: {e["licence"]}. The COVID-SemiSeg dataset is licensed for non-commercial use only; so are these
 weights. Research software: not a medical device, not for clinical diagnosis.
 """
+
+
+def render_all() -> None:
+    """Rewrite every bundled model's card from its registry entry (``python scripts/model_card.py``)."""
+    import json
+
+    from infnet.io.images import atomic_write_text
+    from infnet.models.weights import REGISTRY_FILE, WEIGHTS_DIR
+
+    for e in json.loads(REGISTRY_FILE.read_text()):
+        atomic_write_text(WEIGHTS_DIR / f"{e['name']}.md", model_card(e))
+
+
+if __name__ == "__main__":
+    render_all()

@@ -1,4 +1,4 @@
-"""`infnet multiclass train|predict|evaluate`: GGO / consolidation segmentation guided by an infection prior."""
+"""`infnet multiclass train|fit-density|predict|evaluate`: GGO / consolidation guided by an infection prior."""
 
 from __future__ import annotations
 
@@ -56,6 +56,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=run_train)
+
+    f = msub.add_parser(
+        "fit-density",
+        help="fit a density split: GGO vs consolidation by local attenuation inside the infection map (seconds)",
+    )
+    f.add_argument("--out", required=True, help="run directory (config, fit.json, best.safetensors)")
+    f.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
+    f.add_argument("--train-split", default="train", choices=["train", "trainval"])
+    f.add_argument("--val-split", default="val", help="'val' (5 slices) or 'none'")
+    f.add_argument("--train-images", help="folder of slices (instead of COVID-SemiSeg)")
+    f.add_argument("--train-labels", help="folder of class-index masks (0 bg, 1 GGO, 2 consolidation)")
+    f.add_argument("--val-images")
+    f.add_argument("--val-labels")
+    f.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0], help="blur scales (pixels)")
+    f.add_argument("--openings", type=int, nargs="+", default=[0, 1, 2, 3], help="opening steps to choose from")
+    f.add_argument("--samples-per-image", type=int, default=4000, help="infected pixels drawn per slice")
+    f.add_argument("--size", type=int, default=0, help="0: each slice at its own size (default); else S x S")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=run_fit_density)
 
     q = msub.add_parser("predict", help="write ggo/ and consolidation/ probability PNGs for a folder of slices")
     q.add_argument("--model", required=True, help="multi-class model: bundled name or checkpoint (.safetensors)")
@@ -115,6 +135,28 @@ def run_train(args: argparse.Namespace) -> int:
     )
     best = train_multiclass(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)
     print(f"best checkpoint: {best}")
+    return 0
+
+
+def run_fit_density(args: argparse.Namespace) -> int:
+    from infnet.multiclass.density import DensityFitConfig, fit_density_split
+
+    cfg = DensityFitConfig(
+        data=args.data,
+        train_split=args.train_split,
+        val_split=None if args.val_split in NONE else args.val_split,
+        train_images=args.train_images,
+        train_labels=args.train_labels,
+        val_images=args.val_images,
+        val_labels=args.val_labels,
+        sigmas=list(args.sigmas),
+        openings=list(args.openings),
+        samples_per_image=args.samples_per_image,
+        size=args.size,
+        seed=args.seed,
+    )
+    path = fit_density_split(cfg, Path(args.out), progress=not args.quiet)
+    print(f"density split: {path}")
     return 0
 
 

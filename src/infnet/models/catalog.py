@@ -12,22 +12,23 @@ CLASSES = ("ggo", "consolidation")
 
 
 @cache
-def _model_facts(name: str) -> tuple[int, str]:
-    """(parameter count, encoder name) of a registered architecture, built once without weights."""
+def _model_facts(name: str) -> tuple[int, str, int]:
+    """(parameter count, encoder name, input size) of a registered architecture, built once without weights."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = create_model(name)
     encoder = getattr(getattr(model, "config", None), "encoder", "-")
-    return sum(p.numel() for p in model.parameters()), str(encoder)
+    # 0: the model takes each slice at its own size (the density split)
+    return sum(p.numel() for p in model.parameters()), str(encoder), getattr(model, "input_size", 352)
 
 
 def architecture_rows(include_ablations: bool = False) -> list[dict]:
     rows = []
     for name in list_models(include_ablations=include_ablations):
-        params, encoder = _model_facts(name)
-        rows.append(dict(name=name, encoder=encoder, params_m=params / 1e6, input_size=352))
+        params, encoder, size = _model_facts(name)
+        rows.append(dict(name=name, encoder=encoder, params_m=params / 1e6, input_size=size or "own"))
     return rows
 
 
@@ -68,13 +69,13 @@ def bundled_table(markdown: bool = True) -> str:
             [
                 name,
                 e["arch"],
-                str(e.get("input_size", "")),
+                str(e.get("input_size", "")) if e.get("input_size") != 0 else "own",
                 f"{e.get('temperature', 1.0):g}",
                 _join(p.get("paper", {}).get("meanDic") for p in parts),
                 _join(p.get("paper", {}).get("meanDic") for p in raw_parts),
                 *(_join(p.get("paper", {}).get(k) for p in parts) for k in ("Sm", "meanEm", "MAE")),
                 _join(p.get("standard", {}).get("dice") for p in parts),
-                f"{e.get('size_bytes', 0) / 1e6:.1f}",
+                _megabytes(e.get("size_bytes", 0)),
                 e.get("licence", ""),
             ]
         )
@@ -85,6 +86,11 @@ def bundled_table(markdown: bool = True) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header)] + [fmt.format(*r) for r in rows])
+
+
+def _megabytes(n: int) -> str:
+    """Size in MB with one decimal, or enough digits to show a tiny file (a density split: 0.0006)."""
+    return f"{n / 1e6:.1f}" if n >= 1e5 else f"{n / 1e6:.4f}"
 
 
 def _fmt(v) -> str:

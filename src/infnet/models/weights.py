@@ -14,7 +14,7 @@ from infnet.errors import InfnetError
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
 DEFAULT_MODEL = "infnet-effl2-semiseg"
-DEFAULT_MULTICLASS_MODEL = "fcn8s-effl2-multiclass-semiseg"  # `infnet segment --multiclass`
+DEFAULT_MULTICLASS_MODEL = "density-split-multiclass-semiseg"  # `infnet segment --multiclass`
 
 
 @lru_cache(maxsize=1)

@@ -22,9 +22,10 @@ class MultiClassSegmenter:
     ground-glass opacity and consolidation at the input's size. The prior is the infection model's prediction
     binarised at ``prior_threshold`` (training uses the ground-truth infection mask, paper section III-E), or its
     probability for a model trained with soft priors (``soft_prior``; default: the checkpoint's metadata).
-    ``temperature`` (default: the checkpoint's, else 1) scales the logits before the softmax; the most likely
-    class does not change (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the
-    logits, ``tta_scales`` averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection
+    ``input_size`` 0 feeds each slice at its own size (the density split). ``temperature`` (default: the
+    checkpoint's, else 1) scales the logits before the softmax; the most likely class does not change
+    (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the logits, ``tta_scales``
+    averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection
     model the same settings).
     """
 
@@ -126,14 +127,11 @@ class MultiClassSegmenter:
             if s.dtype != np.uint8 or s.ndim != 2:
                 raise ValueError(f"expected uint8 (H,W) slices, got {s.dtype} {s.shape}")
         priors = self.priors(slices)
-        batch = torch.stack(
-            [
-                to_input(s, p, self.input_size, self.mean, self.std, self.soft_prior)
-                for s, p in zip(slices, priors, strict=True)
-            ]
-        )
-        batch = batch.to(self.device)
-        logits = tta_logits(self.model, batch, self.tta_scales, flip=self.tta)
+        size = self.input_size or None  # 0: each slice at its own size (density split), one at a time
+        pairs = zip(slices, priors, strict=True)
+        inputs = [to_input(s, p, size, self.mean, self.std, self.soft_prior) for s, p in pairs]
+        batches = [torch.stack(inputs)] if size else [x[None] for x in inputs]
+        logits = [lg for b in batches for lg in tta_logits(self.model, b.to(self.device), self.tta_scales, self.tta)]
         out = []
         for s, lg in zip(slices, logits, strict=True):
             lg = F.interpolate(lg[None], size=s.shape, mode="bilinear", align_corners=False)

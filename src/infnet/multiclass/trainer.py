@@ -23,6 +23,7 @@ from infnet.data import semiseg
 from infnet.data.dataset import iter_batches
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
+from infnet.models.density import DENSITY, FIT_DENSITY
 from infnet.models.registry import create_model
 from infnet.multiclass.config import MultiClassConfig
 from infnet.multiclass.data import CLASSES, IN_CHANS, NUM_CLASSES, MultiClassDataset, class_dice
@@ -63,6 +64,8 @@ def build_model(name: str, encoder_weights: str | None):
     """A registered baseline with 4 input channels and 3 classes (Inf-Net itself is binary-only)."""
     from infnet.models.baselines import BASELINES
 
+    if name == DENSITY:
+        raise InfnetError(f"'{DENSITY}' is fitted by `{FIT_DENSITY}`, not trained")
     if name not in BASELINES:
         raise InfnetError(f"'{name}' cannot do multi-class segmentation; choose from: {', '.join(BASELINES)}")
     return create_model(name, encoder_weights=encoder_weights, in_chans=IN_CHANS, num_classes=NUM_CLASSES)

@@ -24,6 +24,7 @@ from infnet.data import semiseg
 from infnet.data.dataset import SliceDataset, iter_batches, multiscale_batch, scaled_size
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
+from infnet.models.density import DENSITY, FIT_DENSITY
 from infnet.models.registry import create_model
 from infnet.training.config import TrainConfig
 from infnet.training.losses import infnet_loss
@@ -97,6 +98,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
         torch.distributed.init_process_group(backend)
+    if cfg.model == DENSITY:
+        raise InfnetError(f"'{DENSITY}' is fitted, not trained, and splits an infection map: use `{FIT_DENSITY}`")
     cfg = open_run(run_dir, cfg, resume)
     torch.manual_seed(cfg.seed + rank)
     device = pick_device(cfg.device)
