@@ -193,7 +193,10 @@ def render() -> str:
                 if spec["group"] != seen_group:
                     seen_group = spec["group"]
                     lines.append(f"| **{seen_group}** |" + " |" * (len(PAPER_KEYS) + 2))
-                lines.append(_row(f"`{key}`", m["paper"], m["standard"]["dice"], f"{s['train_seconds'] / 60:.0f}"))
+                minutes = s["train_seconds"] / 60
+                lines.append(
+                    _row(f"`{key}`", m["paper"], m["standard"]["dice"], "<1" if minutes < 0.5 else f"{minutes:.0f}")
+                )
                 paper = spec.get("paper")
                 table = authors["binary" if cls is None else cls]
                 if paper and paper in table and paper not in shown_paper:
@@ -207,7 +210,9 @@ def render() -> str:
     for key in SPECS:
         if key in summaries:
             s = summaries[key]
-            lines.append(f"- `{key}`: `{s['command']}` ({s['epochs']} epochs in all steps)")
+            fitted = s["config"].get("model") == "density-split"  # fitted in seconds, not trained in epochs
+            done = f"fitted in {s['train_seconds']} s" if fitted else f"{s['epochs']} epochs in all steps"
+            lines.append(f"- `{key}`: `{s['command']}` ({done})")
     others = [
         f"`{k}` (`{s['test']['infection_model']}`)"
         for k, s in summaries.items()

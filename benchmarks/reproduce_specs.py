@@ -40,8 +40,13 @@ DENSITY = (
 def _density(run: str, infection_model: str | None = None) -> dict:
     """A density split (``infnet multiclass fit-density``: a logistic regression on the grey level and its blurs,
     fitted on the training slices' labels in seconds), evaluated with ``infection_model``'s prior if given."""
-    spec = dict(task="multiclass", group=DENSITY, run=run, paper=None,
-                command=f"infnet multiclass fit-density --out runs/{run} --seed 0")  # fmt: skip
+    command = f"infnet multiclass fit-density --out runs/{run} --seed 0"
+    if infection_model:
+        command += (
+            f" && infnet multiclass evaluate --model runs/{run}/best.safetensors --infection-model {infection_model} "
+            f"--out runs/{run}/eval-multiclass-{infection_model}"
+        )
+    spec = dict(task="multiclass", group=DENSITY, run=run, paper=None, command=command)
     return spec | ({"infection_model": infection_model} if infection_model else {})
 
 

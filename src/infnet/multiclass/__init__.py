@@ -4,6 +4,7 @@
 - :mod:`infnet.multiclass.config` / :mod:`infnet.multiclass.trainer`: :class:`MultiClassConfig`,
   :func:`train_multiclass` (resumable)
 - :mod:`infnet.multiclass.predict`: :class:`MultiClassSegmenter` (prior from a binary infection model)
+- :mod:`infnet.multiclass.density`: :func:`fit_density_split` (GGO vs consolidation by local density, fitted)
 
 Names are imported lazily so that ``infnet.multiclass.config`` stays cheap for the CLI.
 """
@@ -18,6 +19,8 @@ _EXPORTS = {
     "MultiClassConfig": "infnet.multiclass.config",
     "train_multiclass": "infnet.multiclass.trainer",
     "MultiClassSegmenter": "infnet.multiclass.predict",
+    "DensityFitConfig": "infnet.multiclass.density",
+    "fit_density_split": "infnet.multiclass.density",
 }
 __all__ = sorted(_EXPORTS)
 
