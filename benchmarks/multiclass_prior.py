@@ -18,7 +18,8 @@ vs GT-2), prints:
 - ``authors' map = class``: those predictions scored as if every infected pixel were GGO (or consolidation),
   to set against the authors' own FCN8s (reference rows of benchmarks/reproduce.md);
 - ``model prior, cons. logit -k``: the shipped pair with the consolidation logit lowered by k (a GGO-favouring
-  split): how far moving pixels from consolidation to GGO can take GGO, and what consolidation pays.
+  split): how far moving pixels from consolidation to GGO can take GGO, and what consolidation pays (not for a
+  density split, whose outputs are 0/1).
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def main(argv=None) -> int:
         "GT prior dilated 3 px",
         "authors' map prior",
         "authors' map = class",
-        *(f"model prior, cons. logit -{k:g}" for k in BIASES),
     )
+    # A density split's outputs are 0/1 inside the prior: lowering a logit moves nothing, so it gets no bias rows.
+    biases = () if getattr(seg.model, "arch_name", "") == "density-split" else BIASES
+    variants += tuple(f"model prior, cons. logit -{k:g}" for k in biases)
     authors = root / semiseg.REFERENCE / "Results/Lung infection segmentation/Semi-Inf-Net"
     with tempfile.TemporaryDirectory() as tmp:
         out = {v: Path(tmp) / str(i) for i, v in enumerate(variants)}
@@ -103,7 +106,7 @@ def main(argv=None) -> int:
                 _write(out["GT prior dilated 3 px"] / c, stem, p_dil[k])
                 _write(out["authors' map prior"] / c, stem, p_auth[k])
                 _write(out["authors' map = class"] / c, stem, auth.astype(np.float32))
-                for b in BIASES:  # softmax with the consolidation logit lowered by b
+                for b in biases:  # softmax with the consolidation logit lowered by b
                     w = np.array([1.0, np.exp(-b)], np.float32)[:, None, None]
                     p = p_model * w / (1.0 - p_model.sum(axis=0) + (p_model * w).sum(axis=0))
                     _write(out[f"model prior, cons. logit -{b:g}"] / c, stem, p[k])

@@ -193,3 +193,18 @@ def test_density_split_is_not_trained_by_the_trainers(tmp_path, capsys, command)
     assert main([*command, "--model", "density-split", "--out", str(tmp_path / "run")]) == 2
     assert "infnet multiclass fit-density" in _one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_at_a_fixed_size_is_recorded_and_used(tmp_path):
+    """--size S fits on S x S inputs; the checkpoint says so and the predictor resizes to it like for networks."""
+    d = make_density_set(tmp_path / "d", n=2)
+    cfg = DensityFitConfig(train_images=str(d["images"]), train_labels=str(d["labels"]), val_split=None, size=32)
+    path = fit_density_split(cfg, tmp_path / "run", progress=False)
+    assert read_checkpoint_meta(path)["input_size"] == 32
+    infection = tmp_path / "infection.safetensors"
+    save_checkpoint(create_model("fcn8s-vgg16", base_channels=4, fc_channels=8), infection, extra={"input_size": 64})
+    seg = MultiClassSegmenter.from_pretrained(path, infection_model=infection)
+    seg.priors = lambda s: [np.full(x.shape, 255, np.uint8) for x in s]
+    out = seg.predict_proba(np.stack([np.array(Image.open(d["images"] / "0.png"))] * 2))
+    assert seg.input_size == 32 and out.shape == (2, 2, 48, 48)
+    assert out[0, 1, 20, 30] > 0.9 and out[0, 0, 20, 15] > 0.9
