@@ -8,6 +8,7 @@ stays bounded (< 4 GB for 1000 slices).
 
     .venv/bin/python benchmarks/bench_segment.py --fake                 # before trained weights exist
     .venv/bin/python benchmarks/bench_segment.py --model infnet-effl2-semiseg
+    .venv/bin/python benchmarks/bench_segment.py --model density-split-multiclass-semiseg  # `segment --multiclass`
     .venv/bin/python benchmarks/bench_segment.py --fake --slices 1000   # the memory bound
     .venv/bin/python benchmarks/bench_segment.py --arch infnet-effl2    # model cost without trained weights
 """
@@ -64,10 +65,10 @@ def run_child(
         from infnet.models.registry import create_model
 
         predictor = Segmenter(create_model(arch), name=f"{arch}-untrained", device="cpu")
-    else:
-        from infnet.inference import Segmenter
+    else:  # a binary model, or a multi-class one with its infection model (GGO / consolidation)
+        from infnet.inference import load_predictor
 
-        predictor = Segmenter.from_pretrained(model)
+        predictor = load_predictor(model)
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = segment_file(predictor, volume, probabilities=probabilities)
