@@ -133,3 +133,15 @@ def test_multiclass_scale_tta_reaches_both_models(models):
     assert p.shape == (2, 2, 40, 48) and (p >= 0).all() and (p.sum(1) <= 1 + 1e-5).all()
     plain = load_predictor(mc, infection_model=infection)
     assert np.abs(plain.predict_proba(stack) - p).max() > 1e-6  # TTA changes the (near-uniform, untrained) maps
+
+
+def test_evaluate_with_tta_records_it(models, tmp_path):
+    mc, infection = models
+    d = make_multiclass(tmp_path / "d", n=2)
+    gt = {"ggo": d["gt1"], "consolidation": d["gt2"]}
+    m = evaluate_multiclass(mc, tmp_path / "eval", infection_model=infection, images=d["images"], gt=gt, tta=True,
+                            tta_scales=[0.75, 1.0])  # fmt: skip
+    assert m["tta"] == {"mirror": True, "scales": [0.75, 1.0]}
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["tta"] == m["tta"]
+    plain = evaluate_multiclass(mc, tmp_path / "e2", infection_model=infection, images=d["images"], gt=gt)
+    assert plain["tta"] == {"mirror": False, "scales": [1.0]}

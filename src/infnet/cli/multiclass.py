@@ -98,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="output folder (pred/, metrics.json, per-image CSVs)")
     e.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
     e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--tta", action="store_true", help="average with the mirrored slice (both models; 2x compute)")
+    e.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help="also average over input scales")
     e.set_defaults(func=run_evaluate)
 
 
@@ -177,7 +179,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from infnet.multiclass.evaluate import evaluate_multiclass
 
     m = evaluate_multiclass(args.model, args.out, infection_model=args.infection_model, data=args.data,
-                            batch_size=args.batch_size)  # fmt: skip
+                            batch_size=args.batch_size, tta=args.tta, tta_scales=args.tta_scales)  # fmt: skip
     print(f"{m['predictor']} on {m['images']}")
     print(f"  {'class':<14}" + "".join(f"{k:>8}" for k in PAPER_KEYS) + f"{'Dice@0.5':>10}")
     for cls in ("ggo", "consolidation"):

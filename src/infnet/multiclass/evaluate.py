@@ -26,10 +26,13 @@ def evaluate_multiclass(
     gt: dict[str, str | Path] | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    tta: bool = False,
+    tta_scales: list[float] | None = None,
 ) -> dict:
     """Predict ``images`` (default: the 48 MultiClassInfection-Test slices) and score each class.
 
     ``gt`` maps ``ggo`` / ``consolidation`` to folders of per-class binary masks (default GT-1 / GT-2).
+    ``tta`` / ``tta_scales``: test-time augmentation of both models, as in ``infnet predict``.
     Writes ``out_dir/pred/{ggo,consolidation}/*.png``, ``out_dir/metrics.json`` (per class: paper and standard
     protocol summaries, plus the model names) and ``out_dir/per_image-<class>.csv``; returns the metrics dict.
     """
@@ -47,9 +50,12 @@ def evaluate_multiclass(
     if missing:
         raise InfnetError(f"missing ground truth folder for: {', '.join(missing)}")
     out_dir = Path(out_dir)
-    seg = MultiClassSegmenter.from_pretrained(model, infection_model=infection_model, batch_size=batch_size)
+    seg = MultiClassSegmenter.from_pretrained(
+        model, infection_model=infection_model, batch_size=batch_size, tta=tta, tta_scales=tta_scales
+    )
     predict_folder(seg, images, out_dir / "pred", batch_size=batch_size, progress=progress)
     metrics: dict = {"model": str(model), "predictor": seg.name, "images": str(images)}
+    metrics["tta"] = {"mirror": seg.tta, "scales": list(seg.tta_scales)}
     for cls in CLASS_SPLITS:
         result = evaluate_folders(out_dir / "pred" / cls, gt[cls], protocol="both")
         metrics[cls] = result.summary()
