@@ -179,7 +179,7 @@ def fit_density_split(cfg: DensityFitConfig, run_dir: str | Path, progress: bool
         tried[r] = {"ggo": ggo, "consolidation": cons, "mean": (ggo + cons) / 2}
         if progress:
             print(f"opening {r}: training Dice GGO {ggo:.3f}, consolidation {cons:.3f}")
-    # Ties go to the smaller opening (sorted order, strict >).
+    # Ties go to the smaller opening (less change to the fitted split).
     best_r = max(tried, key=lambda r: (tried[r]["mean"], -r))
     model.config.opening = best_r
     val = None

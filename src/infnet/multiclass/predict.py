@@ -25,8 +25,8 @@ class MultiClassSegmenter:
     ``input_size`` 0 feeds each slice at its own size (the density split). ``temperature`` (default: the
     checkpoint's, else 1) scales the logits before the softmax; the most likely class does not change
     (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the logits, ``tta_scales``
-    averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection
-    model the same settings).
+    averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection model the same
+    settings).
     """
 
     classes: tuple[str, ...] = ("ggo", "consolidation")

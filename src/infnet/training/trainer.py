@@ -93,13 +93,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     ``resume`` continues from ``run_dir/state.pt`` (the last finished epoch), restoring optimizer and RNG.
     Under ``torchrun`` (WORLD_SIZE > 1) it trains data-parallel (gloo on CPU, nccl on CUDA); rank 0 writes.
     """
+    if cfg.model == DENSITY:
+        raise InfnetError(f"'{DENSITY}' is fitted, not trained, and splits an infection map: use `{FIT_DENSITY}`")
     run_dir = Path(run_dir)
     rank, world = _distributed()
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
         torch.distributed.init_process_group(backend)
-    if cfg.model == DENSITY:
-        raise InfnetError(f"'{DENSITY}' is fitted, not trained, and splits an infection map: use `{FIT_DENSITY}`")
     cfg = open_run(run_dir, cfg, resume)
     torch.manual_seed(cfg.seed + rank)
     device = pick_device(cfg.device)
