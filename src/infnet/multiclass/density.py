@@ -23,13 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infnet.data.pairs import pair_by_stem
 from infnet.errors import InfnetError
-from infnet.io.images import atomic_write_text, read_gray
+from infnet.io.images import atomic_write_text
 from infnet.models.density import DensitySplit, DensitySplitConfig
 from infnet.models.registry import save_checkpoint
 from infnet.multiclass.config import MultiClassConfig
-from infnet.multiclass.data import CLASSES, class_dice, read_class_label, resize_label, to_input
+from infnet.multiclass.data import CLASSES, MultiClassDataset, class_dice, resize_label, to_input
 from infnet.training.rundir import append_csv
 
 
@@ -67,13 +66,9 @@ class DensityFitConfig:
 
 
 def _load(image_dir, label_dir, stems) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    for _, img_path, label_path in pair_by_stem(image_dir, label_dir, stems):
-        img, label = read_gray(img_path), read_class_label(label_path)
-        if img.shape != label.shape:
-            raise InfnetError(f"{label_path}: label size {label.shape[::-1]} differs from its image {img.shape[::-1]}")
-        out.append((img, label))
-    return out
+    """(slice, class label) pairs, read and checked as for training (:class:`MultiClassDataset`)."""
+    ds = MultiClassDataset(image_dir, label_dir, stems=stems)
+    return list(zip(ds.images, ds.labels, strict=True))
 
 
 def _inputs(model: DensitySplit, pairs, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
