@@ -208,3 +208,16 @@ def test_fit_at_a_fixed_size_is_recorded_and_used(tmp_path):
     out = seg.predict_proba(np.stack([np.array(Image.open(d["images"] / "0.png"))] * 2))
     assert seg.input_size == 32 and out.shape == (2, 2, 48, 48)
     assert out[0, 1, 20, 30] > 0.9 and out[0, 0, 20, 15] > 0.9
+
+
+def test_fit_on_pairs_with_the_grey_level_alone(tmp_path):
+    """NumPy pairs in, a fitted model out; no blur at all is a valid feature set (one weight)."""
+    from infnet.multiclass.density import fit_on_pairs
+
+    d = make_density_set(tmp_path / "d", n=2)
+    pairs = [(np.array(Image.open(d["images"] / f"{i}.png")), np.array(Image.open(d["labels"] / f"{i}.png")))
+             for i in range(2)]  # fmt: skip
+    model, fit = fit_on_pairs(pairs, sigmas=[], openings=[0, 1])
+    assert fit["features"] == ["grey"] and model.weight.shape == (1,)
+    assert GGO_GREY < fit["boundary_grey"] < CONS_GREY  # the boundary lies between the two tissue greys
+    assert fit["openings"]["0"]["ggo"] > 0.95 and fit["opening"] in (0, 1)

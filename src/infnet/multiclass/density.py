@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
-from infnet.models.density import DensitySplit, DensitySplitConfig
+from infnet.models.density import DENSITY, DensitySplit, DensitySplitConfig
 from infnet.models.registry import save_checkpoint
 from infnet.multiclass.config import MultiClassConfig
 from infnet.multiclass.data import CLASSES, MultiClassDataset, class_dice, resize_label, to_input
@@ -55,7 +55,7 @@ class DensityFitConfig:
         return json.dumps(asdict(self), indent=2)
 
     def check(self) -> None:
-        if not self.sigmas or any(not s > 0 for s in self.sigmas):
+        if any(not s > 0 for s in self.sigmas):
             raise InfnetError(f"blur sigmas must be positive pixel sizes, got {self.sigmas}")
         if not self.openings or any(r < 0 for r in self.openings):
             raise InfnetError(f"openings must be numbers of 3x3 steps >= 0, got {self.openings}")
@@ -130,36 +130,39 @@ def _data_dirs(cfg: DensityFitConfig) -> dict:
     return {k: (v["image_dir"], v["label_dir"], v.get("stems")) for k, v in dirs.items()}
 
 
-def fit_density_split(cfg: DensityFitConfig, run_dir: str | Path, progress: bool = True) -> Path:
-    """Fit per ``cfg`` into ``run_dir`` (which must not hold a run yet); returns the checkpoint path."""
-    cfg.check()
-    run_dir = Path(run_dir)
-    if (run_dir / "best.safetensors").exists() or (run_dir / "state.pt").exists():
-        raise InfnetError(f"{run_dir}: run directory already holds a run; choose another --out")
-    t0 = time.time()
-    torch.manual_seed(cfg.seed)
-    dirs = _data_dirs(cfg)
-    model = DensitySplit(DensitySplitConfig(sigmas=[float(s) for s in cfg.sigmas], opening=0))
-    model.arch_name = cfg.model
-    train = _inputs(model, _load(*dirs["train"]), cfg.size)
-    rng = np.random.default_rng(cfg.seed)
+def fit_on_pairs(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    sigmas: list[float],
+    openings: list[int],
+    samples_per_image: int = 4000,
+    size: int = 0,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[DensitySplit, dict]:
+    """Fit a density split on (uint8 slice (H,W), class label (H,W) in {0,1,2}) pairs; returns (model, fit facts).
+
+    Maximum likelihood on up to ``samples_per_image`` infected pixels per slice, then the opening with the best
+    mean training Dice of GGO and consolidation (ground-truth prior). Raises if the labels lack a class."""
+    model = DensitySplit(DensitySplitConfig(sigmas=[float(s) for s in sigmas], opening=0))
+    model.arch_name = DENSITY
+    train = _inputs(model, pairs, size)
+    rng = np.random.default_rng(seed)
     feats, targets = [], []
     with torch.inference_mode():
         for x, y in train:
-            inside = (y[0] > 0).flatten().numpy()
-            idx = np.flatnonzero(inside)
+            idx = np.flatnonzero((y[0] > 0).flatten().numpy())
             if len(idx) == 0:
                 continue
-            idx = rng.choice(idx, size=min(len(idx), cfg.samples_per_image), replace=False)
+            idx = rng.choice(idx, size=min(len(idx), samples_per_image), replace=False)
             f = model.features(model.grey(x))[0].flatten(1).T  # (H*W, F)
             feats.append(f[idx])
             targets.append((y[0].flatten()[idx] == 2).float())
     if not feats:
-        raise InfnetError(f"{dirs['train'][1]}: no infected pixels in the training labels; nothing to fit")
+        raise InfnetError("no infected pixels in the training labels; nothing to fit")
     fx, fy = torch.cat(feats), torch.cat(targets)
     if fy.min() == fy.max():
         which = "consolidation" if fy.max() == 0 else "ground-glass opacity"
-        raise InfnetError(f"{dirs['train'][1]}: the training labels hold no {which}; the split needs both classes")
+        raise InfnetError(f"the training labels hold no {which}; the split needs both classes")
     mu, sd = fx.mean(dim=0), fx.std(dim=0).clamp(min=1e-6)
     w, b, loss = fit_logistic((fx - mu) / sd, fy)
     with torch.no_grad():
@@ -168,28 +171,16 @@ def fit_density_split(cfg: DensityFitConfig, run_dir: str | Path, progress: bool
         model.feature_mean.copy_(mu)
         model.feature_std.copy_(sd)
     tried = {}
-    for r in sorted(set(int(r) for r in cfg.openings)):
+    for r in sorted(set(int(r) for r in openings)):
         model.config.opening = r
         ggo, cons = split_dice(model, train)
         tried[r] = {"ggo": ggo, "consolidation": cons, "mean": (ggo + cons) / 2}
         if progress:
             print(f"opening {r}: training Dice GGO {ggo:.3f}, consolidation {cons:.3f}")
     # Ties go to the smaller opening (less change to the fitted split).
-    best_r = max(tried, key=lambda r: (tried[r]["mean"], -r))
-    model.config.opening = best_r
-    val = None
-    if "val" in dirs:
-        val = split_dice(model, _inputs(model, _load(*dirs["val"]), cfg.size))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", cfg.to_json())
-    extra = {"input_size": cfg.size, "task": "multiclass", "classes": list(CLASSES), "seed": cfg.seed}
-    save_checkpoint(model, run_dir / "best.safetensors", extra=extra)
-    seconds = time.time() - t0
-    val_dice = "" if val is None else f"{sum(val) / 2:.5f}"
-    append_csv(run_dir / "metrics.csv", dict(epoch=1, lr="", train_loss=f"{loss:.5f}", val_dice=val_dice,
-                                             seconds=f"{seconds:.1f}"))  # fmt: skip
+    model.config.opening = max(tried, key=lambda r: (tried[r]["mean"], -r))
     fit = {
-        "features": ["grey"] + [f"blur sigma {s:g}" for s in cfg.sigmas],
+        "features": ["grey"] + [f"blur sigma {s:g}" for s in sigmas],
         "weight": w.tolist(),
         "bias": float(b),
         "feature_mean": mu.tolist(),
@@ -198,14 +189,41 @@ def fit_density_split(cfg: DensityFitConfig, run_dir: str | Path, progress: bool
         "consolidation_share": float(fy.mean()),
         "train_loss": loss,
         "openings": {str(r): v for r, v in tried.items()},
-        "opening": best_r,
-        "val": None if val is None else {"ggo": val[0], "consolidation": val[1]},
+        "opening": model.config.opening,
+        **uniform_boundary(w, b, mu, sd),
     }
-    fit.update(uniform_boundary(w, b, mu, sd))
+    return model, fit
+
+
+def fit_density_split(cfg: DensityFitConfig, run_dir: str | Path, progress: bool = True) -> Path:
+    """Fit per ``cfg`` into ``run_dir`` (which must not hold a run yet); returns the checkpoint path."""
+    cfg.check()
+    run_dir = Path(run_dir)
+    if (run_dir / "best.safetensors").exists() or (run_dir / "state.pt").exists():
+        raise InfnetError(f"{run_dir}: run directory already holds a run; choose another --out")
+    t0 = time.time()
+    dirs = _data_dirs(cfg)
+    try:
+        model, fit = fit_on_pairs(_load(*dirs["train"]), cfg.sigmas, cfg.openings, cfg.samples_per_image,
+                                  cfg.size, cfg.seed, progress)  # fmt: skip
+    except InfnetError as exc:
+        raise InfnetError(f"{dirs['train'][1]}: {exc}") from None
+    val = None
+    if "val" in dirs:
+        val = split_dice(model, _inputs(model, _load(*dirs["val"]), cfg.size))
+    fit["val"] = None if val is None else {"ggo": val[0], "consolidation": val[1]}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", cfg.to_json())
+    extra = {"input_size": cfg.size, "task": "multiclass", "classes": list(CLASSES), "seed": cfg.seed}
+    save_checkpoint(model, run_dir / "best.safetensors", extra=extra)
+    seconds = time.time() - t0
+    val_dice = "" if val is None else f"{sum(val) / 2:.5f}"
+    append_csv(run_dir / "metrics.csv", dict(epoch=1, lr="", train_loss=f"{fit['train_loss']:.5f}",
+                                             val_dice=val_dice, seconds=f"{seconds:.1f}"))  # fmt: skip
     atomic_write_text(run_dir / "fit.json", json.dumps(fit, indent=2))
     if progress:
         print(
-            f"opening {best_r} chosen; a uniform region is consolidation above grey {fit['boundary_grey']:.0f} "
-            f"(about {fit['boundary_hu']:.0f} HU in the training slices' window)"
+            f"opening {fit['opening']} chosen; a uniform region is consolidation above grey "
+            f"{fit['boundary_grey']:.0f} (about {fit['boundary_hu']:.0f} HU in the training slices' window)"
         )
     return run_dir / "best.safetensors"
