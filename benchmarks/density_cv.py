@@ -17,7 +17,7 @@ import numpy as np
 
 from infnet.data import semiseg
 from infnet.multiclass.data import MultiClassDataset
-from infnet.multiclass.density import _inputs, fit_on_pairs, split_dice
+from infnet.multiclass.density import fit_on_pairs, score_pairs
 
 FEATURE_SETS = ([], [1.0], [2.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0, 8.0], [1.0, 2.0, 4.0, 8.0, 16.0])
 OPENINGS = [0, 1, 2, 3]
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
             train = [p for i, p in enumerate(pairs) if i not in held]
             model, fit = fit_on_pairs(train, sigmas, OPENINGS)
             for i in held:
-                g, c = split_dice(model, _inputs(model, [pairs[i]], 0))
+                g, c = score_pairs(model, [pairs[i]])
                 ggo.append(g)
                 cons.append(c)
             chosen.append(fit["opening"])

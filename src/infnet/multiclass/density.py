@@ -36,7 +36,7 @@ from infnet.training.rundir import append_csv
 class DensityFitConfig:
     """Settings of a density-split fit; saved as config.json next to the checkpoint."""
 
-    model: str = "density-split"
+    model: str = DENSITY
     data: str | None = None  # COVID-SemiSeg root (MultiClassInfection-Train + split lists)
     train_split: str = "train"
     val_split: str | None = "val"
@@ -118,6 +118,11 @@ def split_dice(model: DensitySplit, data: list[tuple[torch.Tensor, torch.Tensor]
     """Mean per-image Dice of GGO and of consolidation (empty GT and prediction count as 1)."""
     scores = torch.cat([class_dice(model(x)["out"].argmax(dim=1), y) for x, y in data])
     return float(scores[:, 0].mean()), float(scores[:, 1].mean())
+
+
+def score_pairs(model: DensitySplit, pairs: list[tuple[np.ndarray, np.ndarray]], size: int = 0) -> tuple[float, float]:
+    """:func:`split_dice` of (slice, class label) pairs, each given its ground-truth infection mask as the prior."""
+    return split_dice(model, _inputs(model, pairs, size))
 
 
 def _data_dirs(cfg: DensityFitConfig) -> dict:
@@ -210,7 +215,7 @@ def fit_density_split(cfg: DensityFitConfig, run_dir: str | Path, progress: bool
         raise InfnetError(f"{dirs['train'][1]}: {exc}") from None
     val = None
     if "val" in dirs:
-        val = split_dice(model, _inputs(model, _load(*dirs["val"]), cfg.size))
+        val = score_pairs(model, _load(*dirs["val"]), cfg.size)
     fit["val"] = None if val is None else {"ggo": val[0], "consolidation": val[1]}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
