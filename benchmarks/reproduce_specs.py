@@ -31,9 +31,10 @@ def _mc10(model: str, paper: str | None) -> dict:
 
 MC = "Multi-class FCN8s guided by an infection map (the paper: Semi-Inf-Net + FCN8s)"
 MC_UNET = "Multi-class U-Net guided by an infection map (full-resolution decoder; the authors' Semi-Inf-Net + UNet)"
+ENS3 = "infnet-effl2-semi-ens3-semiseg"  # the bundled seed ensemble (run semi-published-ft448-ens3)
 DENSITY = (
     "Density split: GGO vs consolidation by local attenuation inside the infection map (ours; `-semiprior`: the "
-    "prior from `infnet-effl2-semi-semiseg`)"
+    f"prior from `infnet-effl2-semi-semiseg`, `-ens3prior`: from `{ENS3}`)"
 )
 
 
@@ -168,6 +169,7 @@ SPECS: dict[str, dict] = {
     "semi-published-ft30": _semi_ft("semi-published", PUBLISHED, ["semi-published/pretrain"]),
     "semi-published-ft448": _semi_ft("semi-published", PUBLISHED, ["semi-published/pretrain"], size=448),
     "semi-published-ft448-s1": _semi_ft("semi-published", PUBLISHED, ["semi-published/pretrain"], size=448, seed=1),
+    "semi-published-ft448-s2": _semi_ft("semi-published", PUBLISHED, ["semi-published/pretrain"], size=448, seed=2),
     "semi-k400-ft30": _semi_ft(
         "semi-k400",
         "--init src/infnet/weights/infnet-effl2-semiseg.safetensors --k 400 --round-cap 100 --pretrain-epochs 1 "
@@ -193,6 +195,21 @@ SPECS: dict[str, dict] = {
         "--epochs 10 --decay-epoch 8 --batch-size 8 --rates 0.75 1 1.25 --augment --seed 0 (stopped after epoch 1, "
         "copied to epoch1.safetensors) && infnet train --out runs/semi-published-p3-ft30 --model infnet-effl2 "
         f"--init-checkpoint runs/semi-published-pre10/epoch1.safetensors {FT30}",
+    ),
+    # The three seeds of semi-published-ft448, each at its final epoch, averaged (the rule fixed before seed 2 ran).
+    "semi-published-ft448-ens3": dict(
+        task="binary",
+        group="Semi-Inf-Net seed ensemble (ours: mean logits of the three seeds of `semi-published-ft448`)",
+        run="semi-published-ft448-ens3",
+        time_roots=["semi-published/pretrain", *(f"semi-published-ft448{s}" for s in ("", "-s1", "-s2"))],
+        semi_root="semi-published",
+        semi_override=dict(
+            finetune_epochs=26, finetune_rates=[0.75, 1.0, 1.25], finetune_batch_size=4, finetune_size=448
+        ),
+        paper="Semi-Inf-Net",
+        command="(semi-published-ft448 with --seed 0, 1 and 2) && infnet ensemble --members "
+        "runs/semi-published-ft448/last.safetensors runs/semi-published-ft448-s1/last.safetensors "
+        "runs/semi-published-ft448-s2/last.safetensors --out runs/semi-published-ft448-ens3",
     ),
     "semi-k400-alg1": dict(
         task="binary",
@@ -233,6 +250,7 @@ SPECS: dict[str, dict] = {
     "mc-unet-effl2-ms40": _mc_model_prior("mc-unet-effl2-ms40", MS, "--epochs 40 --decay-epoch 30", model="unet-effl2"),
     "mc-density-split": _density("mc-density-split"),
     "mc-density-split-semiprior": _density("mc-density-split", infection_model="infnet-effl2-semi-semiseg"),
+    "mc-density-split-ens3prior": _density("mc-density-split", ENS3),
     "mc10-fcn8s-effl2": _mc10("fcn8s-effl2", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-fcn8s-vgg16": _mc10("fcn8s-vgg16", "Semi-Inf-Net_FCN8s_1100"),
     "mc10-unet-effl2": _mc10("unet-effl2", "Semi-Inf-Net_UNet"),

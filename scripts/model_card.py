@@ -83,6 +83,7 @@ def model_card(e: dict) -> str:
     """The Markdown card of registry entry ``e``."""
     task = e.get("task", "binary")
     density = e["arch"] == "density-split"
+    ensemble = e["arch"] == "ensemble"
     if density:
         output = (
             "ground-glass opacity and consolidation as 0/1 maps: the binarised infection prior of "
@@ -95,6 +96,10 @@ def model_card(e: dict) -> str:
             f"the binarised infection prior of `{e['infection_model']}` (4th channel)"
         )
         family = "infection-guided multi-class segmentation, Inf-Net paper section III-E"
+    elif ensemble:
+        cfg = e["config"]
+        output = "infection probability: sigmoid of the mean of the members' final-map logits"
+        family = f"ensemble: mean logits of {cfg['n']} `{cfg['member_arch']}` models (Inf-Net), beyond the paper"
     else:
         output = "infection probability (sigmoid of the final map)"
         family = "Inf-Net, Fan et al. IEEE TMI 2020"
@@ -106,6 +111,13 @@ def model_card(e: dict) -> str:
             f"- Fit: maximum likelihood on the training labels, then the opening chosen by training Dice; "
             f"{e['train_seconds']} s on {e['machine']}; {_selection(e)}"
         )
+    elif ensemble:
+        seeds = e["config"].get("member_seeds") or [None] * e["config"]["n"]
+        members = ", ".join(f"`{m}` (seed {s})" for m, s in zip(e["config"]["members"], seeds, strict=True))
+        final = f"""- Members: {members}; built by `infnet ensemble`, nothing trained in this step
+- {all_steps} training epochs over all members and their steps; {e["train_seconds"] / 60:.0f} min of
+  training-epoch time on {e["machine"]} (sum of the epoch times in the metrics.csv files; epochs were slowed by
+  other jobs sharing the CPU); {_selection(e)}"""
     else:
         minutes = e["train_seconds"] / 60
         final = f"""- Final step: {e["epochs"]} epochs{steps}; {minutes:.0f} min of training-epoch time on

@@ -15,7 +15,7 @@ from infnet import __version__
 from infnet.errors import InfnetError
 
 # Order is the order in `infnet --help`.
-SUBCOMMANDS = ("segment", "demo", "predict", "evaluate", "train", "semi", "multiclass", "models", "data")
+SUBCOMMANDS = ("segment", "demo", "predict", "evaluate", "train", "semi", "multiclass", "ensemble", "models", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,9 @@ def _model_facts(name: str) -> tuple[int, str, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = create_model(name)
-    encoder = getattr(getattr(model, "config", None), "encoder", "-")
+    config = getattr(model, "config", None)
+    # an ensemble names its members' architecture instead of an encoder
+    encoder = getattr(config, "encoder", None) or getattr(config, "member_arch", "-")
     # 0: the model takes each slice at its own size (the density split)
     return sum(p.numel() for p in model.parameters()), str(encoder), getattr(model, "input_size", 352)
 

@@ -163,7 +163,7 @@ def _register_optional_families() -> None:
     """Import model families living in their own modules (they call :func:`register_model`)."""
     import importlib
 
-    for module in ("infnet.models.baselines", "infnet.models.density"):
+    for module in ("infnet.models.baselines", "infnet.models.density", "infnet.models.ensemble"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -25,6 +25,7 @@ from infnet.data.dataset import SliceDataset, iter_batches, multiscale_batch, sc
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
 from infnet.models.density import DENSITY, FIT_DENSITY
+from infnet.models.ensemble import BUILD_ENSEMBLE, ENSEMBLE
 from infnet.models.registry import create_model
 from infnet.training.config import TrainConfig
 from infnet.training.losses import infnet_loss
@@ -95,6 +96,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     """
     if cfg.model == DENSITY:
         raise InfnetError(f"'{DENSITY}' is fitted, not trained, and splits an infection map: use `{FIT_DENSITY}`")
+    if cfg.model == ENSEMBLE:
+        raise InfnetError(f"'{ENSEMBLE}' is not trained: train its members, then combine them with `{BUILD_ENSEMBLE}`")
     run_dir = Path(run_dir)
     rank, world = _distributed()
     if world > 1 and not torch.distributed.is_initialized():
