@@ -9,6 +9,7 @@ stays bounded (< 4 GB for 1000 slices).
     .venv/bin/python benchmarks/bench_segment.py --fake                 # before trained weights exist
     .venv/bin/python benchmarks/bench_segment.py --model infnet-effl2-semiseg
     .venv/bin/python benchmarks/bench_segment.py --model density-split-multiclass-semiseg  # `segment --multiclass`
+    .venv/bin/python benchmarks/bench_segment.py --model density-split-multiclass-semiseg --infection-model NAME
     .venv/bin/python benchmarks/bench_segment.py --fake --slices 1000   # the memory bound
     .venv/bin/python benchmarks/bench_segment.py --arch infnet-effl2    # model cost without trained weights
 """
@@ -51,7 +52,13 @@ def make_volume(path: Path, slices: int, size: int) -> float:
 
 
 def run_child(
-    volume: Path, outdir: Path, model: str | None, fake: bool, probabilities: bool, arch: str | None = None
+    volume: Path,
+    outdir: Path,
+    model: str | None,
+    fake: bool,
+    probabilities: bool,
+    arch: str | None = None,
+    infection_model: str | None = None,
 ) -> dict:
     """The timed part (in its own process, so the peak memory is the pipeline's)."""
     from infnet.scan.outputs import write_outputs
@@ -68,7 +75,7 @@ def run_child(
     else:  # a binary model, or a multi-class one with its infection model (GGO / consolidation)
         from infnet.inference import load_predictor
 
-        predictor = load_predictor(model)
+        predictor = load_predictor(model, infection_model=infection_model)
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = segment_file(predictor, volume, probabilities=probabilities)
@@ -95,11 +102,18 @@ def main() -> None:
     parser.add_argument("--fake", action="store_true", help="threshold stand-in instead of a trained model")
     parser.add_argument("--arch", default=None, help="time an untrained architecture (e.g. infnet-effl2)")
     parser.add_argument("--probabilities", action="store_true", help="also write probability maps")
+    parser.add_argument("--infection-model", help="multi-class models: the prior's model (default: its registry's)")
     parser.add_argument("--child", nargs=2, metavar=("VOLUME", "OUTDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         stats = run_child(
-            Path(args.child[0]), Path(args.child[1]), args.model, args.fake, args.probabilities, args.arch
+            Path(args.child[0]),
+            Path(args.child[1]),
+            args.model,
+            args.fake,
+            args.probabilities,
+            args.arch,
+            args.infection_model,
         )
         print(json.dumps(stats))
         return
@@ -113,6 +127,7 @@ def main() -> None:
         cmd += ["--fake"] if args.fake else (["--model", args.model] if args.model else [])
         cmd += ["--arch", args.arch] if args.arch else []
         cmd += ["--probabilities"] if args.probabilities else []
+        cmd += ["--infection-model", args.infection_model] if args.infection_model else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "benchmark failed")

@@ -1,7 +1,7 @@
 """Ensemble: the mean logits of several trained models of one architecture (e.g. seeds of one recipe).
 
-Averaging the logits of independently trained networks removes part of each one's seed-dependent error (on this
-dataset two seeds of one recipe differ by 0.02 Dice on the test slices). The ensemble is a model like any other:
+Averaging the logits of independently trained networks removes part of each one's seed-dependent error (the
+seeds of one recipe differ by 0.01-0.02 test Dice@0.5 here: benchmarks/reproduce.md). It is a model like any other:
 ``forward`` returns ``{"out": mean of the members' "out" logits}``, it saves to one safetensors checkpoint
 (members' weights under ``members.<i>.``) with its members' architecture in the metadata, and a bundled ensemble
 loads by name. It costs one forward pass per member. Members are averaged before any output temperature, which the
