@@ -9,7 +9,7 @@ Evaluates the *shipped* (fp16) weights on the 48 COVID-SemiSeg test slices under
 LungInfection-Test; multi-class models: GGO vs GT-1 and consolidation vs GT-2 of MultiClassInfection-Test, with
 the infection prior from ``--infection-model``); those slices are never used for training. The checkpoint is the
 run's best by validation Dice on the 5-slice val split unless ``--checkpoint`` says otherwise (``--selection``
-then tells the card how it was chosen). ``--tta-metrics`` adds the binary test scores with mirror + scale TTA.
+then tells the card how it was chosen). ``--tta-metrics`` adds the test scores with mirror + scale TTA.
 Every number written comes from this run.
 """
 
@@ -100,8 +100,22 @@ def _val_dice(meta: dict, rows: list[dict]) -> float | None:
 TTA_SCALES = (0.75, 1.0, 1.25)  # the training scales
 
 
-def _evaluate_tta(args, out: Path, root: Path) -> dict:
-    """Test metrics of the shipped binary weights with mirror + scale TTA (``infnet predict --tta --tta-scales``)."""
+def _evaluate_tta(args, out: Path, task: str, root: Path) -> dict:
+    """Test metrics of the shipped weights with mirror + scale TTA (``--tta --tta-scales``; multi-class: of both
+    the model and its infection model, as ``infnet multiclass evaluate --tta``)."""
+    tta = {"tta": {"mirror": True, "scales": list(TTA_SCALES)}}
+    if task == "multiclass":
+        from infnet.multiclass.evaluate import CLASS_SPLITS, evaluate_multiclass
+
+        m = evaluate_multiclass(
+            out,
+            args.run / f"eval-{args.name}-tta",
+            infection_model=args.infection_model,
+            data=root,
+            tta=True,
+            tta_scales=list(TTA_SCALES),
+        )
+        return tta | {c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in CLASS_SPLITS}
     test = semiseg.SPLITS["lung-test"]
     summary = evaluate_checkpoint(
         out,
@@ -111,11 +125,7 @@ def _evaluate_tta(args, out: Path, root: Path) -> dict:
         tta=True,
         tta_scales=TTA_SCALES,
     )
-    return {
-        "tta": {"mirror": True, "scales": list(TTA_SCALES)},
-        "paper": summary["paper"],
-        "standard": summary["standard"],
-    }
+    return tta | {"paper": summary["paper"], "standard": summary["standard"]}
 
 
 def _temperature(args, out: Path, task: str, root: Path) -> tuple[float, dict]:
@@ -149,7 +159,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--tta-metrics",
         action="store_true",
-        help="binary models: also record test metrics with mirror + scale TTA (0.75/1/1.25) at the shipped T",
+        help="also record test metrics with mirror + scale TTA (0.75/1/1.25) at the shipped T",
     )
     ap.add_argument(
         "--selection",
@@ -230,7 +240,7 @@ def main(argv=None) -> int:
         "temperature_val_meanDic": val_scores,
         "metrics": metrics,
         "metrics_t1": metrics_t1,
-        **({"metrics_tta": _evaluate_tta(args, out, root)} if args.tta_metrics and task == "binary" else {}),
+        **({"metrics_tta": _evaluate_tta(args, out, task, root)} if args.tta_metrics else {}),
         **({"selection": args.selection} if args.selection else {}),
         "authors_model": args.authors_model,
         "authors_metrics": authors,

@@ -52,18 +52,27 @@ validation meanDic{top} ({val}; 5 val slices). The same weights at T = 1, the ra
 """
 
 
-def _tta_note(e: dict) -> str:
+def _tta_note(e: dict, task: str) -> str:
     """Test scores with test-time augmentation, when the bundler measured them (``--tta-metrics``)."""
     m = e.get("metrics_tta")
     if not m:
         return ""
     scales = " ".join(f"{s:g}" for s in m["tta"]["scales"])
     runs = 2 * len(m["tta"]["scales"])
+    if task == "multiclass":
+        how = (
+            f"`infnet multiclass evaluate --model {e['name']} --tta --tta-scales {scales}`: both this model and its "
+            f"infection model average the logits of the slice and its mirror image at each scale, {runs}x the compute"
+        )
+    else:
+        how = (
+            f"`infnet predict --model {e['name']} --tta --tta-scales {scales}`: the mean logits of the slice and its "
+            f"mirror image at each scale, {runs}x the compute"
+        )
     return f"""
-With test-time augmentation (`infnet predict --model {e["name"]} --tta --tta-scales {scales}`: the mean logits
-of the slice and its mirror image at each scale, {runs}x the compute), at T = {e.get("temperature", 1.0):g}:
+With test-time augmentation ({how}), at T = {e.get("temperature", 1.0):g}:
 
-{_tables(m, "binary")}
+{_tables(m, task)}
 """
 
 
@@ -143,7 +152,7 @@ def model_card(e: dict) -> str:
 Measured by `scripts/bundle_model.py` on the shipped fp16 weights (equivalently: `{e["eval_command"]}`).
 
 {_tables(e["metrics"], task)}
-{_temperature_note(e, task)}{_tta_note(e)}
+{_temperature_note(e, task)}{_tta_note(e, task)}
 The authors' {e["authors_model"]} (their published predictions, same evaluator and test slices):
 
 {_tables(e["authors_metrics"], task)}

@@ -124,3 +124,19 @@ def test_ensemble_is_not_trained(tmp_path, capsys):
         model(torch.zeros(1, 3, 64, 64))
     with pytest.raises(InfnetError, match="registered single model"):
         create_model(ENSEMBLE, member_arch=ENSEMBLE)
+
+
+def test_bundled_seed_ensemble_holds_the_bundled_seed_1_model():
+    """The bundled 3-seed ensemble's second member is the seed-1 run that ships alone as infnet-effl2-semi-semiseg."""
+    from safetensors.torch import load_file
+
+    from infnet.models import weights
+
+    ens = weights.bundled_entry("infnet-effl2-semi-ens3-semiseg")
+    assert ens["arch"] == ENSEMBLE and ens["config"]["n"] == 3 and ens["config"]["member_seeds"] == [0, 1, 2]
+    members = load_file(str(weights.WEIGHTS_DIR / ens["file"]))
+    single = load_file(str(weights.WEIGHTS_DIR / weights.bundled_entry("infnet-effl2-semi-semiseg")["file"]))
+    assert {k.split(".", 2)[1] for k in members} == {"0", "1", "2"}
+    for key, value in single.items():
+        assert torch.equal(members[f"members.1.{key}"], value), key
+    assert not torch.equal(members[f"members.0.{key}"], value)
