@@ -59,6 +59,13 @@ def _epoch_rows(root: Path) -> list[dict]:
     return rows
 
 
+def _per_class(m: dict) -> dict:
+    """Paper and standard summaries per class of an ``evaluate_multiclass`` result."""
+    from infnet.multiclass.evaluate import CLASS_SPLITS
+
+    return {c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in CLASS_SPLITS}
+
+
 def _evaluate(args, out: Path, task: str, root: Path) -> tuple[dict, dict]:
     """(metrics of the shipped weights, the authors' published predictions under the same evaluator)."""
     ref = root / semiseg.REFERENCE / "Results"
@@ -76,7 +83,7 @@ def _evaluate(args, out: Path, task: str, root: Path) -> tuple[dict, dict]:
             )
             authors[cls] = {"paper": res.paper, "standard": res.standard}
         metrics = {"test_set": "COVID-SemiSeg MultiClassInfection-Test (48 slices; GGO: GT-1, consolidation: GT-2)"}
-        metrics.update({c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in CLASS_SPLITS})
+        metrics.update(_per_class(m))
         return metrics, authors
     test = semiseg.SPLITS["lung-test"]
     summary = evaluate_checkpoint(out, root / test.image_dir, root / test.mask_dir, args.run / f"eval-{args.name}")
@@ -105,7 +112,7 @@ def _evaluate_tta(args, out: Path, task: str, root: Path) -> dict:
     the model and its infection model, as ``infnet multiclass evaluate --tta``)."""
     tta = {"tta": {"mirror": True, "scales": list(TTA_SCALES)}}
     if task == "multiclass":
-        from infnet.multiclass.evaluate import CLASS_SPLITS, evaluate_multiclass
+        from infnet.multiclass.evaluate import evaluate_multiclass
 
         m = evaluate_multiclass(
             out,
@@ -115,7 +122,7 @@ def _evaluate_tta(args, out: Path, task: str, root: Path) -> dict:
             tta=True,
             tta_scales=list(TTA_SCALES),
         )
-        return tta | {c: {"paper": m[c]["paper"], "standard": m[c]["standard"]} for c in CLASS_SPLITS}
+        return tta | _per_class(m)
     test = semiseg.SPLITS["lung-test"]
     summary = evaluate_checkpoint(
         out,

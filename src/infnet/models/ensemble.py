@@ -131,16 +131,14 @@ def _val_dice(model: Ensemble, size: int, data) -> float | None:
     """Dice at 0.5 on the default validation split, as the trainer measures it; None without the dataset."""
     from infnet.data import semiseg
     from infnet.data.dataset import SliceDataset
-    from infnet.training.trainer import validate
+    from infnet.training.config import TrainConfig
+    from infnet.training.trainer import resolve_data, validate
 
     root = Path(data) if data is not None else semiseg.find_dataset(required=False)
     if root is None:
         return None
-    split = semiseg.SPLITS["doctor-label"]
-    stems = semiseg.read_split_list(root, "val")
-    val = SliceDataset(
-        root / split.image_dir, root / split.mask_dir, stems=stems, size=size, mean=model.mean, std=model.std
-    )
+    # the trainer's own validation split (TrainConfig's default val_split)
+    val = SliceDataset(**resolve_data(TrainConfig(data=str(root)))["val"], size=size, mean=model.mean, std=model.std)
     score = validate(model, val, torch.device("cpu"))
     model.eval()  # validate() leaves models in training mode
     return round(score, 4)
