@@ -35,6 +35,7 @@ from infnet.scan.preprocess import (
     window_to_uint8,
 )
 from infnet.scan.volume_io import Geometry, SliceSet, Volume, read_scan
+from infnet.scan.zones import measure_zones, slice_positions_mm
 
 MIN_LUNG_AREA_MM2 = 100.0  # slices with less lung than 1 cm^2 are not sent to the model
 LUNG_METHODS = ("auto", "classical", "lungmask", "intensity", "none")
@@ -263,6 +264,8 @@ def segment_volume(
 
     t = time.perf_counter()
     measurements = measure_volume(lung_view, mask_view, classes, spacing)
+    positions = slice_positions_mm(volume.array.shape, geom)
+    measurements["zones"] = measure_zones(lung_view, mask_view, classes, spacing, positions)
     timings["measure"] = time.perf_counter() - t
     settings = {
         "intensity": mode,

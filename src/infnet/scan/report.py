@@ -186,6 +186,43 @@ def _fmt(value, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
+def region_tables(report: dict) -> str:
+    """HTML tables of the zones (volumes) and, when present, the lobes with their severity scores."""
+    parts = []
+    zones = report.get("zones")
+    classes = [c for c in report["model"]["classes"] if len(report["model"]["classes"]) > 1]
+    if zones:
+        head = "".join(f"<th>{html.escape(s)} lung (mL)</th><th>infected (mL)</th><th>%</th>"
+                       for s in ("Right", "Left", "Both"))  # fmt: skip
+        rows = []
+        for zone in ("upper", "middle", "lower", "ventral", "dorsal"):
+            cells = [f"<td>{zone.capitalize()}</td>"]
+            for side in ("right", "left", "both"):
+                e = zones[zone][side]
+                extra = "".join(f"<br><small>{html.escape(c)} {_fmt(e.get(f'{c}_volume_ml'))}</small>" for c in classes)
+                cells.append(f"<td>{_fmt(e['lung_volume_ml'])}</td><td>{_fmt(e['infected_volume_ml'])}{extra}</td>"
+                             f"<td>{_fmt(e['percent_involved'], 2)}</td>")  # fmt: skip
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append(f'<h2>Zones</h2><table class="zones"><tr><th>Zone</th>{head}</tr>{"".join(rows)}</table>'
+                     f"<p><small>{html.escape(zones['definition'])}.</small></p>")  # fmt: skip
+    lobes = report.get("lobes")
+    if lobes:
+        rows = []
+        for name, e in lobes["lobes"].items():
+            extra = "".join(f"<br><small>{html.escape(c)} {_fmt(e.get(f'{c}_volume_ml'))}</small>" for c in classes)
+            rows.append(f"<tr><td>{html.escape(name)} ({html.escape(e['name'])})</td><td>{_fmt(e['lobe_volume_ml'])}"
+                        f"</td><td>{_fmt(e['infected_volume_ml'])}{extra}</td><td>{_fmt(e['percent_involved'], 2)}"
+                        f"</td><td>{e['score']}</td></tr>")  # fmt: skip
+        parts.append(
+            f'<h2>Lobes and CT severity score</h2><table class="lobes"><tr><th>Lobe</th><th>volume (mL)</th>'
+            f'<th>infected (mL)</th><th>%</th><th>score 0-5</th></tr>{"".join(rows)}<tr><td>Total</td><td></td>'
+            f'<td></td><td></td><td><b>{lobes["severity_score"]} / 25</b></td></tr></table>'
+            f"<p><small>Lobes from {html.escape(str(lobes['source']))} ({html.escape(lobes['scheme'])}). "
+            f"{html.escape(lobes['score_definition'])}.</small></p>"
+        )
+    return "".join(parts)
+
+
 def render_html(report: dict, montage_png: bytes, plot_png: bytes) -> str:
     """A single HTML file with the numbers, the montage and the plot inlined."""
     units = report["units"]
@@ -220,6 +257,7 @@ td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#e
 &middot; lung mask: {html.escape(str(report["settings"]["lung_mask"]))}</p>
 <table><tr><th></th><th>Lung ({unit})</th>{head}</tr>{"".join(rows)}</table>
 <p>Slices with infection: {inf["slices_with_infection"]} of {inf["slices"]}.</p>
+{region_tables(report)}
 <h2>Most affected slices</h2><p>Infection filled, lung contour in cyan{view_note}.</p>
 <img alt="montage" src="data:image/png;base64,{b64(montage_png)}">
 <h2>Infected area per slice</h2><img alt="area per slice" src="data:image/png;base64,{b64(plot_png)}">
