@@ -46,6 +46,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     p.add_argument("--no-overlays", action="store_true", help="do not write overlays/ PNGs")
+    p.add_argument("--lobes", metavar="FILE|FOLDER|lungmask",
+                   help="volumes: lobe label map (TotalSegmentator total or its lobe mask folder, lungmask LTRCLobes, "
+                        "ChestImagingPlatform, or any with --lobe-labels), or 'lungmask' to run its LTRCLobes model "
+                        "(local weights only): adds per-lobe %% involved and the CT severity score")  # fmt: skip
+    p.add_argument("--lobe-labels", metavar="SCHEME|MAP",
+                   help="labels of --lobes: totalsegmentator | lungmask | cip | RUL=1,RML=2,RLL=3,LUL=4,LLL=5 "
+                        "(default: detected from the values)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     p.set_defaults(func=run)
     return p
@@ -84,6 +91,7 @@ def _options(args) -> dict:
         "probabilities": args.probabilities,
         "slice_orientation": args.slice_orientation,
         "pixel_spacing": args.pixel_spacing,
+        **({"lobes": args.lobes, "lobe_labels": args.lobe_labels} if args.lobes else {}),
     }
 
 
@@ -95,7 +103,11 @@ def run(args) -> int:
         raise InfnetError("give either INPUT or --list FILE")
     options = _options(args)
     model = _model_name(args)
+    if args.lobe_labels and not args.lobes:
+        raise InfnetError("--lobe-labels needs --lobes")
     if args.list:
+        if args.lobes:
+            raise InfnetError("--lobes applies to one scan (each scan has its own lobe map), not to --list")
         from infnet.scan.cohort import read_list, segment_cohort
 
         items = read_list(args.list)

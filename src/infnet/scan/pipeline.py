@@ -18,6 +18,7 @@ from scipy import ndimage as ndi
 
 from infnet.errors import InfnetError
 from infnet.scan import lungmask as lm
+from infnet.scan.lobes import load_lobes, measure_lobes
 from infnet.scan.measure import measure_slices, measure_volume
 from infnet.scan.outputs import check_output_dir, write_outputs
 from infnet.scan.preprocess import (
@@ -75,6 +76,7 @@ class SegmentationResult:
     settings: dict
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    lobes: np.ndarray | None = None  # (z, y, x) uint8 lobe codes (infnet.scan.lobes.LOBES), when given
 
     @property
     def is_volume(self) -> bool:
@@ -98,6 +100,9 @@ def segment_file(predictor: SlicePredictor, path: str | Path, **options) -> Segm
     scan = read_scan(path)
     read_s = time.perf_counter() - t0
     if isinstance(scan, SliceSet):
+        if options.get("lobes") is not None:
+            raise InfnetError(f"{path}: --lobes needs a CT volume; this input is 2D slices")
+        options = {k: v for k, v in options.items() if k not in ("lobes", "lobe_labels")}
         if options.get("pixel_spacing"):
             scan.pixel_spacing = float(options["pixel_spacing"])
         opts = {k: v for k, v in options.items() if k not in ("intensity", "pixel_spacing")}
@@ -188,9 +193,12 @@ def _lung_method(requested: str, is_volume: bool) -> str:
 def segment_volume(
     predictor: SlicePredictor, volume: Volume, *, intensity: str = "auto", lung_mask: str = "auto",
     batch_size: int = 8, input_size: int | None = 352, threshold: float = 0.5, probabilities: bool = False,
-    margin_mm: float = CROP_MARGIN_MM, progress: bool = False,
+    margin_mm: float = CROP_MARGIN_MM, progress: bool = False, lobes=None, lobe_labels: str | None = None,
 ) -> SegmentationResult:  # fmt: skip
     """Segment a CT volume slice by slice along its axial axis (see :mod:`infnet.scan.preprocess`).
+
+    ``lobes``: a lobe label map (file, TotalSegmentator folder, ``'lungmask'`` or array; see
+    :func:`infnet.scan.lobes.load_lobes`, ``lobe_labels`` names its labels) adds per-lobe numbers and the score.
 
     Infection is kept inside the lung mask grown by ``margin_mm``; predicted infection just outside the
     threshold lung mask (dense consolidation) is added to the lung mask, so ``mask > 0`` implies ``lungs > 0``.
@@ -201,6 +209,7 @@ def segment_volume(
     volume.intensity = mode
     method = _lung_method(lung_mask, True)
     geom = volume.geometry
+    lobe_map = load_lobes(lobes, volume, lobe_labels) if lobes is not None else None  # bad maps fail early
     direction = geom.direction3()
     view = axial_view(volume.array, direction)
     spacing = view_spacing(geom.spacing3(), direction)
@@ -266,6 +275,10 @@ def segment_volume(
     measurements = measure_volume(lung_view, mask_view, classes, spacing)
     positions = slice_positions_mm(volume.array.shape, geom)
     measurements["zones"] = measure_zones(lung_view, mask_view, classes, spacing, positions)
+    if lobe_map is not None:
+        voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
+        measurements["lobes"] = measure_lobes(lobe_map, mask, lungs, classes, voxel_ml)
+        notes += measurements["lobes"]["notes"]
     timings["measure"] = time.perf_counter() - t
     settings = {
         "intensity": mode,
@@ -278,7 +291,8 @@ def segment_volume(
     if not measurements["lung"]["volume_ml"]["total"]:
         notes.append("no lung found: nothing was segmented (is this a chest CT?)")
     return SegmentationResult(volume.path, volume, getattr(predictor, "name", "model"), classes, mask, lungs,
-                              probs, measurements, settings, notes, timings)  # fmt: skip
+                              probs, measurements, settings, notes, timings,
+                              lobe_map.array if lobe_map is not None else None)  # fmt: skip
 
 
 def segment_slices(
