@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_segment import FakePredictor, phantom  # noqa: F401 - phantom is a fixture
 
 from infnet.cli import main
 from infnet.errors import InfnetError
 from infnet.scan.lobes import LOBES, LobeMap, load_lobes, measure_lobes, parse_lobe_labels, severity_score
 from infnet.scan.pipeline import segment_file
 from infnet.scan.volume_io import read_scan
+from test_segment import FakePredictor, phantom  # noqa: F401 - phantom is a fixture
 
 
 @pytest.mark.parametrize(("pct", "score"), [(None, None), (0.0, 0), (0.01, 1), (4.99, 1), (5.0, 2), (25.0, 2),
@@ -59,7 +59,8 @@ def test_totalsegmentator_file_and_folder(ct_samples, tmp_path):
     raw = sitk.GetArrayFromImage(sitk.ReadImage(str(seg_path)))
     assert lm.scheme == "totalsegmentator"
     # RUL, RML, RLL, LUL, LLL = TotalSegmentator 12, 13, 14, 10, 11
-    assert _counts(lm.array) == [int(np.count_nonzero(raw == v)) for v in (12, 13, 14, 10, 11)] == [0, 0, 2590, 266, 1259]
+    expected = [int(np.count_nonzero(raw == v)) for v in (12, 13, 14, 10, 11)]
+    assert _counts(lm.array) == expected == [0, 0, 2590, 266, 1259]
     seg = sitk.ReadImage(str(seg_path))
     for value, stem in ((10, "lung_upper_lobe_left"), (11, "lung_lower_lobe_left"), (14, "lung_lower_lobe_right")):
         mask = sitk.Cast(seg == value, sitk.sitkUInt8)
