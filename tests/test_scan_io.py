@@ -90,15 +90,16 @@ def test_mha_nrrd_and_2d_images(tmp_path):
         vol = read_scan(path)
         np.testing.assert_array_equal(vol.array, arr)
         assert vol.geometry.direction == direction and vol.geometry.spacing == spacing
-    Image.fromarray(np.full((30, 20), 90, np.uint8)).save(tmp_path / "a.png")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (48, 40), dtype=np.uint8)).save(tmp_path / "a.png")
     one = read_scan(tmp_path / "a.png")
-    assert isinstance(one, SliceSet) and one.images[0].shape == (30, 20) and one.names == ["a"]
+    assert isinstance(one, SliceSet) and one.images[0].shape == (48, 40) and one.names == ["a"]
     folder = tmp_path / "slices"
     folder.mkdir()
-    for i, size in enumerate([(30, 20), (25, 35)]):
-        Image.fromarray(np.full(size, 50 * i, np.uint8)).save(folder / f"s{i}.jpg")
+    for i, size in enumerate([(48, 40), (40, 56)]):
+        Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)).save(folder / f"s{i}.png")
     many = read_scan(folder)
-    assert many.format == "image-folder" and [im.shape for im in many.images] == [(30, 20), (25, 35)]
+    assert many.format == "image-folder" and [im.shape for im in many.images] == [(48, 40), (40, 56)]
 
 
 def _bad_input(root, kind):

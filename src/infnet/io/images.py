@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -59,22 +61,47 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
         raise InfnetError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
 
 
+def _user_mode() -> int:
+    """The mode a plain ``open(path, 'w')`` would give a new file (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_error(path: Path, exc: OSError) -> InfnetError:
+    return InfnetError(f"{path}: cannot write ({exc.strerror or exc.__class__.__name__})")
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file next to ``path`` for the caller to write; on success it replaces ``path`` atomically.
+
+    The file gets the user's normal mode (mkstemp makes 0600). OS errors (read-only folder, disk full, a folder
+    in the way) become one-line :class:`InfnetError` naming ``path``; the temporary file never stays behind.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, _user_mode())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
+        raise
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # mkstemp creates 0600; give the file the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

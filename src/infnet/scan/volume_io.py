@@ -8,7 +8,6 @@ on the SimpleITK image in (z, y, x) order, so a 1000-slice scan is held once, in
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,9 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from infnet.errors import InfnetError
-from infnet.io.images import IMAGE_SUFFIXES, atomic_write_bytes, is_image_file, read_gray
+from infnet.io.images import IMAGE_SUFFIXES, atomic_target, atomic_write_bytes, is_image_file
+from infnet.scan import dicom_geometry as dg
+from infnet.scan import volume_checks as checks
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 CT_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1")  # CT, enhanced CT
 
 
@@ -136,10 +138,10 @@ def read_scan(path: str | os.PathLike) -> Volume | SliceSet:
     if path.is_dir():
         return _read_folder(path)
     if is_image_file(path):
-        return SliceSet(path, [read_gray(path)], [path.stem])
+        return SliceSet(path, [checks.read_slice(path)], [path.stem])
     if _is_volume_file(path):
         return read_volume_file(path)
-    if path.suffix.lower() in (".dcm", ".dicom", ".ima") or _has_dicom_magic(path):
+    if path.suffix.lower() in DICOM_SUFFIXES or _has_dicom_magic(path):
         return _read_dicom_file(path)
     raise InfnetError(
         f"{path}: unsupported file type (expected {', '.join(VOLUME_SUFFIXES)}, DICOM, or an image "
@@ -157,10 +159,19 @@ def _volume_from_image(image, path: Path, fmt: str, modality: str | None = None)
         raise InfnetError(f"{path}: 4D volume ({size}) is not supported; give one 3D CT volume")
     if dim not in (2, 3):
         raise InfnetError(f"{path}: {dim}D image is not supported; give a 3D CT volume")
+    checks.check_spacing(path, image.GetSpacing())
     array = sitk.GetArrayViewFromImage(image)
+    fixed, note = checks.replace_non_finite(path, array)
+    if note:
+        repaired = sitk.GetImageFromArray(fixed)
+        repaired.CopyInformation(image)
+        image, array = repaired, sitk.GetArrayViewFromImage(repaired)
     if dim == 2:
         array = array[None]
-    return Volume(path, array, Geometry.of(image), fmt, modality=modality, image=image)
+    vol = Volume(path, array, Geometry.of(image), fmt, modality=modality, image=image)
+    if note:
+        vol.notes.append(note)
+    return vol
 
 
 def read_volume_file(path: str | os.PathLike) -> Volume:
@@ -169,48 +180,29 @@ def read_volume_file(path: str | os.PathLike) -> Volume:
     path = Path(path)
     name = path.name.lower()
     fmt = "nifti" if ".nii" in name else "nrrd" if ".nrrd" in name or name.endswith(".nhdr") else "mha"
+    if fmt == "nifti":
+        checks.check_nifti_header(path)  # before ITK: it reads pixdim 0 as 1 mm and allocates the declared size
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
         with _quiet_itk():
-            image = sitk.ReadImage(str(path))
+            reader.ReadImageInformation()
+            checks.check_declared_size(path, reader.GetSize(), _bytes_per_voxel(reader))
+            image = reader.Execute()
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in reversed(reason) if ln.strip()), "unreadable")
         raise InfnetError(f"{path}: cannot read {fmt} volume (corrupt or truncated?): {detail[:160]}") from None
     if fmt == "nifti":
-        _check_nifti_complete(path)
+        checks.check_nifti_complete(path)
     return _volume_from_image(image, path, fmt)
 
 
-def _check_nifti_complete(path: Path) -> None:
-    """Raise for a truncated NIfTI-1 file: ITK silently fills the missing voxels with zeros."""
-    import gzip
-    import struct
-    import zlib
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    total = 0
-    try:
-        with opener(path, "rb") as fh:
-            header = fh.read(348)
-            total = len(header)
-            while chunk := fh.read(1 << 24):
-                total += len(chunk)
-    except (EOFError, OSError, zlib.error):
-        raise InfnetError(
-            f"{path}: cannot read nifti volume (corrupt or truncated?): compressed data ends early"
-        ) from None
-    for order in ("<", ">"):
-        if len(header) == 348 and struct.unpack(f"{order}i", header[:4])[0] == 348:
-            dims = struct.unpack(f"{order}8h", header[40:56])
-            bitpix = struct.unpack(f"{order}h", header[72:74])[0]
-            offset = int(struct.unpack(f"{order}f", header[108:112])[0])
-            n = int(np.prod([max(1, d) for d in dims[1 : 1 + max(0, min(dims[0], 7))]], dtype=np.int64))
-            expected = max(offset, 348) + n * bitpix // 8
-            if total < expected:
-                raise InfnetError(
-                    f"{path}: cannot read nifti volume (corrupt or truncated?): {total} of {expected} bytes"
-                )
-            return
+def _bytes_per_voxel(reader) -> int:
+    """Bytes of one voxel of the image a reader will produce (components x component size)."""
+    sitk = _sitk()
+    probe = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID(), reader.GetNumberOfComponents())
+    return max(1, int(probe.GetSizeOfPixelComponent()) * int(reader.GetNumberOfComponents()))
 
 
 def _dicom_tag(reader, key: str, index: int | None = None) -> str | None:
@@ -241,7 +233,10 @@ def _read_dicom_file(path: Path) -> Volume:
     except RuntimeError:
         raise InfnetError(f"{path}: not a readable DICOM image (no pixel data, or unsupported encoding)") from None
     modality = _modality(_dicom_tag(reader, "0008|0060"), _dicom_tag(reader, "0008|0016"))
-    return _volume_from_image(image, path, "dicom-file", modality)
+    vol = _volume_from_image(image, path, "dicom-file", modality)
+    if _dicom_tag(reader, dg.POSITION_TAG) is None:
+        vol.notes.append(f"{path.name} has no ImagePositionPatient: the mask's origin is set to 0 (position unknown)")
+    return vol
 
 
 def _series_in(folder: Path) -> list[tuple[Path, str, list[str]]]:
@@ -269,6 +264,11 @@ def read_dicom_series(folder: str | os.PathLike) -> Volume:
         raise InfnetError(f"{folder}: DICOM files but no DICOM image series (no readable CT slices)")
     series.sort(key=lambda s: len(s[2]), reverse=True)
     where, sid, files = series[0]
+    label = sid if sid else "(empty SeriesInstanceUID)"
+    in_series = {Path(f).name for s in series if s[0] == where for f in s[2]}
+    stray = [p for p in sorted(where.iterdir()) if p.is_file() and p.name not in in_series and _is_dicom_file(p)]
+    notes = dg.stray_files_note(stray, sid, label)
+    _check_series_size(where, files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
@@ -278,8 +278,6 @@ def read_dicom_series(folder: str | os.PathLike) -> Volume:
     except RuntimeError as exc:
         detail = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else "unreadable"
         raise InfnetError(f"{where}: cannot read DICOM series {sid or '(no SeriesInstanceUID)'}: {detail}") from None
-    notes = []
-    label = sid if sid else "(empty SeriesInstanceUID)"
     if len(series) > 1:
         others = ", ".join(f"{s[1] or '(empty UID)'} ({len(s[2])} files)" for s in series[1:4])
         desc = _dicom_tag(reader, "0008|103e", 0) or ""
@@ -291,10 +289,49 @@ def read_dicom_series(folder: str | os.PathLike) -> Volume:
         notes.append(
             "DICOM series has an empty SeriesInstanceUID; all image files in the folder were read as one series"
         )
+    if len(files) > 1 and image.GetDimension() == 3:
+        image, note = _even_slices(image, reader, files, where)
+        notes += [note] if note else []
+    elif _dicom_tag(reader, dg.POSITION_TAG, 0) is None:
+        notes.append(f"{Path(files[0]).name} has no ImagePositionPatient: the mask's origin is set to 0 (unknown)")
     modality = _modality(_dicom_tag(reader, "0008|0060", 0), _dicom_tag(reader, "0008|0016", 0))
     vol = _volume_from_image(image, folder, "dicom-series", modality)
     vol.notes += notes
     return vol
+
+
+def _is_dicom_file(path: Path) -> bool:
+    return not path.name.startswith(".") and (path.suffix.lower() in DICOM_SUFFIXES or _has_dicom_magic(path))
+
+
+def _check_series_size(where: Path, files: list[str]) -> None:
+    """Refuse a series whose slices x files would not fit the memory budget, before ITK allocates it."""
+    sitk = _sitk()
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[0])
+    try:
+        with _quiet_itk():
+            reader.ReadImageInformation()
+    except RuntimeError:
+        return  # the series reader gives the error
+    size = list(reader.GetSize()) + [1] * (3 - reader.GetDimension())
+    checks.check_declared_size(where, (size[0], size[1], size[2] * len(files)), _bytes_per_voxel(reader))
+
+
+def _even_slices(image, reader, files: list[str], where: Path):
+    """The series image with its slices checked from the per-file tags; uneven stacks resampled (with a note)."""
+    sitk = _sitk()
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    positions = dg.slice_positions(reader, files, where, direction)
+    if dg.uniform_spacing(positions) is not None:
+        return image, None
+    spacing_xy = tuple(image.GetSpacing()[:2])
+    array, spacing, note = dg.resample_uniform(sitk.GetArrayViewFromImage(image), positions, spacing_xy, where)
+    out = sitk.GetImageFromArray(array)
+    out.SetSpacing((*spacing_xy, spacing))
+    out.SetOrigin(image.GetOrigin())
+    out.SetDirection(image.GetDirection())
+    return out, note
 
 
 def _read_folder(folder: Path) -> Volume | SliceSet:
@@ -302,11 +339,12 @@ def _read_folder(folder: Path) -> Volume | SliceSet:
     if not entries:
         raise InfnetError(f"{folder}: folder is empty")
     files = sorted(p for p in entries if p.is_file())
-    if any(p.suffix.lower() in (".dcm", ".dicom", ".ima") or _has_dicom_magic(p) for p in files):
+    if any(_is_dicom_file(p) for p in files):
         return read_dicom_series(folder)
     images = [p for p in files if is_image_file(p)]
     if images:
-        return SliceSet(folder, [read_gray(p) for p in images], [p.stem for p in images], format="image-folder")
+        checks.check_unique_stems(folder, images)
+        return SliceSet(folder, [checks.read_slice(p) for p in images], [p.stem for p in images], format="image-folder")
     # A study folder with one subfolder per series.
     if any(p.is_dir() for p in entries) and any(_has_dicom_magic(p) for p in folder.rglob("*") if p.is_file()):
         return read_dicom_series(folder)
@@ -333,15 +371,8 @@ def write_volume_like(array: np.ndarray, geometry: Geometry, path: str | os.Path
     image.SetOrigin(geometry.origin)
     image.SetDirection(geometry.direction)
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteImage(image, tmp, compress)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path, suffix=f".tmp{suffix}") as tmp:  # ITK picks the format from the suffix
+        sitk.WriteImage(image, str(tmp), compress)
 
 
 def write_label_png(path: str | os.PathLike, labels: np.ndarray, palette: bool = False) -> None:
