@@ -160,11 +160,11 @@ def test_e_measure_curve_equals_thresholdwise_loop():
 def test_e_measure_scores_mean_adaptive_max():
     pred = np.array([[1.0, 0.0], [0.0, 0.0]])
     scores = e_measure_scores(pred, G1)
-    # t = 1: nothing > 1 -> 1/3; every other threshold reproduces the GT -> 4/3.
-    assert scores.mean == pytest.approx((1 / 3 + 255 * 4 / 3) / 256)
-    assert scores.max == pytest.approx(4 / 3)
-    # adaptive threshold min(2 * .25, 1) = .5; pred > .5 is the GT.
-    assert scores.adaptive == pytest.approx(4 / 3)
+    # t = 1: nothing > 1 -> 1/3; every other threshold reproduces the GT -> 4/3, clipped to 1.
+    assert scores.mean == pytest.approx((1 / 3 + 255 * 1.0) / 256)
+    assert scores.max == 1.0
+    # adaptive threshold min(2 * .25, 1) = .5; pred > .5 is the GT (4/3, clipped).
+    assert scores.adaptive == 1.0
 
 
 def test_e_measure_from_counts_vectorised():

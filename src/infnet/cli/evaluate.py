@@ -36,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
         raise InfnetError(f"{args.json}: --json and --csv name the same file")
     result = evaluate_folders(args.pred, args.gt, protocol=args.protocol)
     print(format_table(result))
+    empty = [im.stem for im in result.images if im.paper is not None and im.paper.empty_gt]
+    if empty:
+        # The authors' rule scores Dice/Sen/Spe 0 when TP = 0, which is always the case on an empty GT.
+        print(
+            f"note: {len(empty)} of {result.n_images} GT masks are empty (e.g. {empty[0]}); the paper protocol scores "
+            "their Dice, Sen and Spe as 0 whatever the prediction (the authors' rule); see the standard protocol"
+        )
     if args.csv:
         print(f"per-image scores: {write_csv(result, args.csv)}", file=sys.stderr)
     if args.json:

@@ -30,9 +30,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse bad options and an output that would overwrite something, before the model is loaded."""
+    from pathlib import Path
+
+    from infnet.errors import InfnetError
+    from infnet.io.images import list_images
+    from infnet.scan.volume_checks import check_unique_stems
+
+    out, src = Path(args.output), Path(args.input)
+    if out.exists() and not out.is_dir():
+        raise InfnetError(f"{out}: exists and is not a folder; --output is a folder of probability maps")
+    if args.batch_size < 1:
+        raise InfnetError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.tta_scales and any(not 0 < s < 8 for s in args.tta_scales):
+        raise InfnetError(f"--tta-scales {' '.join(f'{s:g}' for s in args.tta_scales)}: scales must lie in (0, 8)")
+    if src.is_dir():
+        check_unique_stems(src, list_images(src))  # maps are named by stem: x.jpg and x.png would collide
+
+
 def run(args: argparse.Namespace) -> int:
     from infnet.inference import load_predictor, predict_folder
 
+    check_args(args)
     tta = dict(tta=args.tta, tta_scales=args.tta_scales)
     seg = load_predictor(
         args.model, infection_model=args.infection_model, device=args.device, temperature=args.temperature, **tta

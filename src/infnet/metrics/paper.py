@@ -7,7 +7,16 @@ through unchanged); then for the 256 thresholds ``t = 1:-1/255:0``:
 * Dice = 2TP / (|G| + |P|), Sen = TP / |G|, Spe = TN / (TN + FP), with ``P = pred >= t``; all three are 0
   when TP = 0 (``Fmeasure_calu.m``). Spe is NaN when the GT has no background (MATLAB's 0/0; such images
   are skipped in the means here, where MATLAB would return NaN for the whole data set).
-* E-measure of ``pred > t`` (strictly greater, as in the authors' ``main.m``).
+* E-measure of ``pred > t`` (strictly greater, as in the authors' ``main.m``). The per-threshold curve keeps the
+  authors' ``n - 1`` normalisation (a perfect map scores n/(n-1), as in their ``.mat`` files); the reported
+  E-measure scores (meanEm, maxEm, adpEm, per-image ``em_*``) clip each threshold's score to [0, 1] first (a
+  change of at most 1/(n-1), 1e-5 on a 352 x 352 slice, against the authors' numbers).
+
+Empty GT (no infection on the slice): TP is 0 at every threshold, so by the authors' rule Dice, Sen and Spe are
+0 whatever the prediction (an empty prediction too), while the E-measure and S-measure reward an empty
+prediction (1). This is kept as is, since the authors' published multi-class numbers include such slices; the
+standard protocol gives the defined values (specificity TN / (TN + FP), sensitivity undefined), and ``infnet
+evaluate`` prints a note when GT masks are empty.
 
 S-measure (alpha 0.5) and MAE = mean |G - pred| per image. Data set: meanDic, meanSen, meanSpe, meanEm =
 mean over thresholds of the mean over images; Sm and MAE = mean over images. Adaptive scores (the authors'
@@ -26,6 +35,7 @@ import numpy as np
 from infnet.metrics.structure import (
     THRESHOLDS,
     adaptive_threshold,
+    clip_unit,
     count_above,
     e_measure_from_counts,
     s_measure,
@@ -89,6 +99,7 @@ class PaperImageMetrics:
     adp_sensitivity: float
     adp_specificity: float
     adp_e_measure: float
+    empty_gt: bool = False  # no GT foreground: Dice/Sen/Spe are 0 at every threshold by the authors' rule
 
     def scalars(self) -> dict[str, float]:
         """Per-image summary (threshold means, max E-measure, adaptive scores, Sm, MAE) for tables and CSV."""
@@ -96,9 +107,9 @@ class PaperImageMetrics:
             "dice": float(self.dice.mean()),
             "sensitivity": float(self.sensitivity.mean()),
             "specificity": float(np.mean(self.specificity)),
-            "em_mean": float(self.e_measure.mean()),
-            "em_adp": self.adp_e_measure,
-            "em_max": float(self.e_measure.max()),
+            "em_mean": float(clip_unit(self.e_measure).mean()),
+            "em_adp": clip_unit(self.adp_e_measure),
+            "em_max": float(clip_unit(self.e_measure).max()),
             "sm": self.s_measure,
             "mae": self.mae,
         }
@@ -161,11 +172,14 @@ def paper_image_metrics(pred: np.ndarray, gt: np.ndarray) -> PaperImageMetrics:
         adp_sensitivity=float(a_sen[0]),
         adp_specificity=float(a_spe[0]),
         adp_e_measure=float(a_em[0]),
+        empty_gt=n_fg == 0,
     )
 
 
 def _column_means(items: Sequence[PaperImageMetrics], field: str) -> np.ndarray:
     stack = np.stack([getattr(item, field) for item in items])
+    if field == "e_measure":  # each threshold's score in [0, 1] (see the module docstring)
+        stack = clip_unit(stack)
     if np.isnan(stack).all(axis=0).any():
         return np.full(stack.shape[1], np.nan)
     return np.nanmean(stack, axis=0)
@@ -202,4 +216,5 @@ def summarize_paper_extra(items: Sequence[PaperImageMetrics]) -> dict[str, float
         ("adpEm", "adp_e_measure"),
     ):
         out[key] = float(np.nanmean([getattr(item, field) for item in items]))
+    out["adpEm"] = clip_unit(out["adpEm"])
     return out

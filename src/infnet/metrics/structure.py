@@ -15,6 +15,13 @@ import numpy as np
 EPS = float(np.finfo(np.float64).eps)  # MATLAB's eps
 
 
+def clip_unit(value):
+    """Scores clipped to [0, 1] (float or array): the authors' n/(n-1) normalisation lets a perfect E-measure
+    reach n/(n-1)."""
+    out = np.clip(value, 0.0, 1.0)
+    return float(out) if np.ndim(out) == 0 else out
+
+
 def _check_pair(pred: np.ndarray, gt: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred)
     gt = np.asarray(gt)
@@ -231,10 +238,12 @@ def e_measure_scores(pred: np.ndarray, gt: np.ndarray) -> EMeasureScores:
     """Mean / adaptive / max E-measure of a float map ``pred`` (HxW, [0, 1]) against boolean ``gt``.
 
     All use strict binarisation as the authors' code: ``pred > t`` over :data:`THRESHOLDS` for mean and max,
-    ``pred > min(2 * mean(pred), 1)`` for the adaptive score.
+    ``pred > min(2 * mean(pred), 1)`` for the adaptive score. Each threshold's score is clipped to [0, 1]
+    before the mean and max.
     """
     pred, gt = _check_pair(pred, gt, "e_measure_scores")
     pred = _check_unit_range(pred, "e_measure_scores")
     curve = e_measure_curve(pred, gt)
     adp = e_measure(pred > adaptive_threshold(pred), gt)
-    return EMeasureScores(mean=float(curve.mean()), adaptive=adp, max=float(curve.max()))
+    curve = clip_unit(curve)
+    return EMeasureScores(mean=float(curve.mean()), adaptive=clip_unit(adp), max=float(curve.max()))

@@ -117,7 +117,15 @@ def read_checkpoint_meta(path: str | Path) -> dict:
         raise InfnetError(f"{path}: not a readable safetensors checkpoint ({exc.__class__.__name__})") from None
     if "infnet" not in meta:
         raise InfnetError(f"{path}: safetensors file has no infnet architecture metadata")
-    return json.loads(meta["infnet"])
+    try:
+        parsed = json.loads(meta["infnet"])
+    except json.JSONDecodeError:
+        raise InfnetError(f"{path}: infnet metadata of the checkpoint is not valid JSON") from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("arch"), str):
+        raise InfnetError(f"{path}: infnet metadata of the checkpoint has no architecture name ('arch')")
+    if not isinstance(parsed.get("config", {}), dict):
+        raise InfnetError(f"{path}: infnet metadata 'config' of the checkpoint is not a mapping")
+    return parsed
 
 
 def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> nn.Module:
@@ -130,9 +138,17 @@ def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> nn.Modu
     if meta.get("arch") not in _ARCHS:
         raise InfnetError(f"{path}: checkpoint architecture '{meta.get('arch')}' is not registered in this infnet")
     # Every registered builder takes its model's config.to_dict() back as keyword arguments.
-    model = _ARCHS[meta["arch"]](encoder_weights=None, **meta["config"])
+    try:
+        model = _ARCHS[meta["arch"]](encoder_weights=None, **meta.get("config", {}))
+    except (TypeError, ValueError, KeyError) as exc:  # unknown or ill-typed config keys (another infnet version?)
+        detail = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+        raise InfnetError(f"{path}: checkpoint config does not fit architecture '{meta['arch']}': {detail}") from None
     model.arch_name = meta["arch"]
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # truncated or corrupt tensor data behind a readable header
+        raise InfnetError(f"{path}: checkpoint tensors are unreadable ({exc.__class__.__name__})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     load_state_strict(model, state, path)
     model.checkpoint_meta = meta
     return model.eval()
