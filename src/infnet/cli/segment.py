@@ -46,6 +46,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     p.add_argument("--no-overlays", action="store_true", help="do not write overlays/ PNGs")
+    seg = p.add_mutually_exclusive_group()
+    seg.add_argument("--dicom-seg", dest="dicom_seg", action="store_true", default=None,
+                     help="write seg.dcm, a DICOM Segmentation (default for DICOM inputs; an error for others)")
+    seg.add_argument("--no-dicom-seg", dest="dicom_seg", action="store_false", help="do not write seg.dcm")
     p.add_argument("--lobes", metavar="FILE|FOLDER|lungmask",
                    help="volumes: lobe label map (TotalSegmentator total or its lobe mask folder, lungmask LTRCLobes, "
                         "ChestImagingPlatform, or any with --lobe-labels), or 'lungmask' to run its LTRCLobes model "
@@ -126,7 +130,7 @@ def run(args) -> int:
     check_output_dir(source, args.output)
     predictor = load_predictor(model, args.infection_model, tta=args.tta, tta_scales=args.tta_scales)
     result = segment_file(predictor, source, progress=not args.quiet, **options)
-    write_outputs(result, args.output, overlays=not args.no_overlays)
+    write_outputs(result, args.output, overlays=not args.no_overlays, dicom_seg=args.dicom_seg)
     if not args.quiet:
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)

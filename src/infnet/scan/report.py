@@ -35,13 +35,15 @@ def class_colour(name: str, index: int) -> tuple[int, int, int]:
     return CLASS_RGB.get(name, OTHER_RGB[index % len(OTHER_RGB)])
 
 
-def build_report(result: SegmentationResult, outputs: dict[str, str]) -> dict:
+def build_report(result: SegmentationResult, outputs: dict[str, str], dicom: dict | None = None) -> dict:
     """The report.json content: input, model, settings, measurements, outputs, notes and the disclaimer."""
     scan = result.scan
     info: dict = {"path": str(result.source), "format": scan.format}
     if result.is_volume:
         info.update(scan.geometry.to_dict())
         info["modality"] = scan.modality
+    if dicom:
+        info["dicom"] = dicom
     else:
         info["slices"] = len(scan.images)
         info["pixel_spacing_mm"] = scan.pixel_spacing
@@ -267,7 +269,8 @@ td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#e
 """
 
 
-def write_report(result: SegmentationResult, outdir: Path, outputs: dict[str, str], overlays: bool = True) -> dict:
+def write_report(result: SegmentationResult, outdir: Path, outputs: dict[str, str], overlays: bool = True,
+                 dicom: dict | None = None) -> dict:  # fmt: skip
     """Write overlays/, montage.png, area_plot.png, report.html and (last) report.json into ``outdir``."""
     outdir = Path(outdir)
     chosen = chosen_slices(result.measurements)
@@ -290,7 +293,7 @@ def write_report(result: SegmentationResult, outdir: Path, outputs: dict[str, st
     atomic_write_bytes(outdir / "area_plot.png", plot)
     outputs.update({"montage": "montage.png", "area_plot": "area_plot.png", "report_html": "report.html",
                     "report_json": "report.json"})  # fmt: skip
-    report = build_report(result, outputs)
+    report = build_report(result, outputs, dicom)
     atomic_write_text(outdir / "report.html", render_html(report, mont, plot))
     # report.json last: its presence marks the scan as done (the cohort manifest relies on it).
     atomic_write_text(outdir / "report.json", json.dumps(report, indent=1) + "\n")
