@@ -12,7 +12,7 @@ a least-squares line through the three (HU, grey) medians gives level and width.
 
     .venv/bin/python benchmarks/estimate_window.py [--split doctor-label]
 
-The result is hard-coded in ``infnet.scan.preprocess`` (WINDOW_LEVEL, WINDOW_WIDTH).
+The result is hard-coded in ``infnet.data.presentation`` (WINDOW_LEVEL, WINDOW_WIDTH).
 """
 
 from __future__ import annotations

@@ -90,3 +90,17 @@ def test_intensity_mask_2d_on_bundled_slice():
     assert 0.2 < (lungs > 0).mean() < 0.9
     # Training orientation: the right lung is in the upper rows.
     assert np.nonzero(lungs == RIGHT)[0].mean() < np.nonzero(lungs == LEFT)[0].mean()
+
+
+def test_real_copd_thorax_matches_its_reference_lung_mask(ct_samples):
+    """ChestImagingPlatform ct-64: emphysematous lungs (median -919 HU) and a foam pad under the patient (-900 HU
+    at 4 mm) once made the mask empty, then took in the pad; its own wholeLung-64 mask is the reference."""
+    import SimpleITK as sitk
+
+    folder = ct_samples / "chestimagingplatform"
+    scan = read_scan(folder / "ct-64.nrrd")
+    lungs, notes = _mask(scan.array, scan.geometry.spacing3(), scan.geometry.direction)
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "wholeLung-64.nrrd"))) > 0
+    dice = 2 * ((lungs > 0) & ref).sum() / ((lungs > 0).sum() + ref.sum())
+    assert notes == [] and dice > 0.97
+    assert (lungs == RIGHT).sum() > 0.4 * ref.sum() and (lungs == LEFT).sum() > 0.4 * ref.sum()

@@ -37,6 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=int, default=d.train_size)
     p.add_argument("--rates", type=float, nargs="+", default=d.rates, help="multi-scale rates")
     p.add_argument("--augment", action="store_true", help="flips, +-15 degree rotation, intensity jitter")
+    p.add_argument(
+        "--presentation",
+        action="store_true",
+        help="robust presentation: all 8 flips/rotations, lung windows, full field of view, tighter crops",
+    )
+    p.add_argument("--negatives", nargs="+", default=[], metavar="SCAN", help="CT volumes (HU) without infection")
+    p.add_argument("--negatives-per-epoch", type=int, default=d.negatives_per_epoch, metavar="N")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--num-workers", type=int, default=d.num_workers)
     p.add_argument("--device", default=d.device)
@@ -80,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         train_size=args.train_size,
         rates=list(args.rates),
         augment=args.augment,
+        presentation=args.presentation,
+        negatives=list(args.negatives),
+        negatives_per_epoch=args.negatives_per_epoch,
         seed=args.seed,
         num_workers=args.num_workers,
         device=args.device,

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from infnet.data.edges import mask_to_edge
 from infnet.data.pairs import index_by_stem, pair_by_stem
+from infnet.data.presentation import PresentationAugment, View, uint8_to_hu
 from infnet.errors import InfnetError
 from infnet.io.images import read_gray
 
@@ -45,6 +46,8 @@ class SliceDataset(Dataset):
 
     ``mask_threshold``: masks are binarised at > 127 (pseudo-labels carry interpolated grey values).
     Edges come from ``edge_dir`` when given, else from the mask (:func:`mask_to_edge`).
+    ``presentation`` draws a random presentation per item (training); ``view`` shows every item in one fixed
+    presentation (validation under it). Both start from the 8-bit slice read as HU in the training window.
     """
 
     def __init__(
@@ -57,6 +60,8 @@ class SliceDataset(Dataset):
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
         augment: bool = False,
+        presentation: PresentationAugment | None = None,
+        view: View | None = None,
     ):
         pairs = pair_by_stem(image_dir, mask_dir, stems)
         edges = index_by_stem(edge_dir) if edge_dir else {}
@@ -73,17 +78,32 @@ class SliceDataset(Dataset):
             self.masks.append(mask)
             self.edges.append(edge)
         self.size, self.mean, self.std, self.augment = size, tuple(mean), tuple(std), augment
+        self.presentation, self.view = presentation, view
 
     def __len__(self) -> int:
         return len(self.stems)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        image = to_tensor_image(self.images[i], self.size, self.mean, self.std)
-        mask = _mask_tensor(self.masks[i], self.size)
-        edge = _mask_tensor(self.edges[i], self.size)
-        if self.augment:
-            image, mask, edge = augment_triplet(image, mask, edge)
-        return image, mask, edge
+        img, mask, edge = self.images[i], self.masks[i], self.edges[i]
+        if self.view is not None:
+            img, mask, edge = self.view.apply(img, [mask, edge], seed=i)
+        elif self.presentation is not None:
+            # Seeded from torch's global RNG, so runs are reproducible and resumable like the other augmentation.
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
+            img, (mask, edge) = self.presentation(uint8_to_hu(img), [mask, edge], rng)
+        return to_training_triplet(img, mask, edge, self.size, self.mean, self.std, self.augment)
+
+
+def to_training_triplet(
+    img: np.ndarray, mask: np.ndarray, edge: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float],
+    augment: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """uint8 slice, mask and edge (H,W) -> resized, normalised tensors, optionally with :func:`augment_triplet`."""
+    image = to_tensor_image(img, size, mean, std)
+    m, e = _mask_tensor(mask, size), _mask_tensor(edge, size)
+    if augment:
+        return augment_triplet(image, m, e)
+    return image, m, e
 
 
 def augment_triplet(image: torch.Tensor, mask: torch.Tensor, edge: torch.Tensor):

@@ -4,10 +4,14 @@ Volume method (on the training-oriented view, see :func:`infnet.scan.preprocess.
 
 1. work at about 1.5 mm in-plane (block mean), which bounds memory and time for 1000-slice scans;
 2. air = HU < -400, opened slightly; per slice, air regions touching the image border are outside the body
-   (and the gap above the table) unless their median HU is above -950, which lung parenchyma is but room air
-   (about -1000) is not: that keeps lungs cut by a small field of view;
-3. 3D connected components: drop pure-air ones (median below -910 HU: bowel and stomach gas), keep at most
-   the two largest, each at least 20 mL (less for scans under 5 cm long) and 15% of the largest; small,
+   (and the gap above the table) unless the median HU of their core (2 px in from the edge) is above -950,
+   which lung parenchyma is but room air (about -1000) is not: that keeps lungs cut by a small field of view;
+   thin border regions without a core (the gap between body and table, blurred to -900 HU) are outside;
+3. 3D connected components: drop pure-air ones (bowel and stomach gas: median below -960 HU, or below -910 HU
+   for regions under 500 mL; emphysematous lungs have medians of -920 to -950 HU but are large), keep at most
+   the two largest, each at least 20 mL (less for scans under 5 cm long) and 15% of the largest; when the
+   largest is enclosed by the body (a full field of view), none that touches the image border in most of its
+   slices (a foam pad under the patient reads -900 HU, like lung); small,
    very dark regions near the midline (trachea) are removed slice by slice;
 4. split right/left: two 3D components, separated by in-plane erosion when they touch (see :func:`split_sides`);
 5. per lung and slice: closing (6 mm) and hole filling to take in vessels, airway walls and small dense lesions;
@@ -33,6 +37,8 @@ AIR_HU = -400.0
 OUTSIDE_AIR_MEDIAN_HU = -950.0
 MIN_LUNG_ML = 20.0
 GAS_MEDIAN_HU = -910.0
+PURE_AIR_MEDIAN_HU = -960.0
+EMPHYSEMA_MIN_ML = 500.0  # a region this large with a median of -960..-910 HU is emphysematous lung, not gas
 CLOSING_MM = 6.0
 RIGHT, LEFT = 1, 2
 
@@ -68,21 +74,24 @@ def _downsample(block: np.ndarray, f: int) -> np.ndarray:
     return arr.reshape(n, (r + pr) // f, f, (c + pc) // f, f).mean(axis=(2, 4))
 
 
-def _inside_air(hu: np.ndarray) -> np.ndarray:
-    """Air in one slice that is not outside the body (see module doc, step 2)."""
+def _inside_air(hu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Air in one slice that is not outside the body, and the part of it that touches the image border (see
+    module doc, step 2)."""
     air = ndi.binary_opening(hu < AIR_HU, disk(1))
     lab, n = ndi.label(air)
     if n == 0:
-        return air
+        return air, air
+    total = np.bincount(lab.ravel(), minlength=n + 1)
     border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
     border = border[border > 0]
     if border.size:
-        # median < -950 HU  <=>  more than half of the region is below -950 (bincount is much faster).
-        below = np.bincount(lab[hu < OUTSIDE_AIR_MEDIAN_HU], minlength=n + 1)
-        total = np.bincount(lab.ravel(), minlength=n + 1)
-        outside = border[2 * below[border] > total[border]]
-        air &= ~np.isin(lab, outside)
-    return air
+        # Judged on each region's core (2 px in from its edge): a thin band of air between body and table reads
+        # -900 HU by partial volume and has no core. median < -950 HU <=> more than half of the core is below.
+        core = np.where(ndi.binary_erosion(air, disk(2)), lab, 0)
+        below = np.bincount(core[hu < OUTSIDE_AIR_MEDIAN_HU], minlength=n + 1)
+        n_core = np.bincount(core.ravel(), minlength=n + 1)
+        air &= ~np.isin(lab, border[(2 * below[border] > n_core[border]) | (n_core[border] < 0.2 * total[border])])
+    return air, air & np.isin(lab, border)
 
 
 def split_rows(mask: np.ndarray, midline: float) -> np.ndarray:
@@ -124,13 +133,14 @@ def classical_lung_mask(
     rr, rc = -(-n_rows // f), -(-n_cols // f)
     small_hu = np.empty((n_slices, rr, rc), np.int16)
     cand = np.zeros((n_slices, rr, rc), bool)
+    at_border = np.zeros((n_slices, rr, rc), bool)
     for z0 in range(0, n_slices, chunk):
         block = view[z0 : z0 + chunk]
         block = to_hu(block) if to_hu else block
         small = _downsample(block, f)
         small_hu[z0 : z0 + chunk] = np.clip(small, -32768, 32767).astype(np.int16)
         for k in range(small.shape[0]):
-            cand[z0 + k] = _inside_air(small[k])
+            cand[z0 + k], at_border[z0 + k] = _inside_air(small[k])
     voxel_ml = sr * f * sc * f * spacing[0] / 1000.0
     lab, n = ndi.label(cand)
     del cand
@@ -139,10 +149,20 @@ def classical_lung_mask(
         out[...] = 0
         return ["no air-filled region inside the body: lung mask is empty"]
     sizes = np.bincount(lab.ravel())[1:] * voxel_ml
-    # Pure-air regions (bowel and stomach gas, an isolated trachea) have a median near -1000 HU; lungs do not.
+    # Pure-air regions (bowel and stomach gas, an isolated trachea) have a median near -1000 HU; lungs do not,
+    # except emphysematous ones (the shared COPDGene scan: -919 HU), which are told apart by their size.
     gas = np.bincount(lab[small_hu < GAS_MEDIAN_HU], minlength=n + 1)[1:]  # median below -910 HU <=> gas > 50%
+    air = np.bincount(lab[small_hu < PURE_AIR_MEDIAN_HU], minlength=n + 1)[1:]
+    gas = np.where(sizes >= EMPHYSEMA_MIN_ML, air, gas)
     biggest = [int(i) + 1 for i in np.argsort(sizes)[::-1][:10]]
     lung_like = [i for i in biggest if 2 * gas[i - 1] * voxel_ml <= sizes[i - 1]]
+    # In a scan whose largest lung-like region is enclosed by the body (full field of view), a region that
+    # touches the image border in most of its slices is not lung cut by the field of view but air outside the
+    # body that passed the per-slice tests (a foam pad under the patient, -900 HU).
+    edge = np.bincount(lab[at_border], minlength=n + 1)[1:] * voxel_ml / np.maximum(sizes, 1e-9)
+    del at_border
+    if lung_like and edge[lung_like[0] - 1] < 0.2:
+        lung_like = [i for i in lung_like if edge[i - 1] <= 0.5]
     # A few slices hold only a thin section of the lungs: scale the minimum with the scan length.
     min_ml = MIN_LUNG_ML * min(1.0, n_slices * spacing[0] / 50.0)
     first = sizes[lung_like[0] - 1] if lung_like else 0.0

@@ -2,9 +2,10 @@
 
 Training appearance (COVID-SemiSeg Doctor-label JPGs), measured with ``benchmarks/estimate_window.py``:
 
-- Window: level -430 HU, width 1400 HU (grey 0 at -1130 HU, 255 at +270 HU). Per-image medians of air in the
-  trachea (grey 23.5), fat (185) and soft tissue (214.5), least-squares fit against -1000/-100/+40 HU, gives
-  level -427, width 1400 on the 50 training slices (-444/1359 on the 48 test slices). It is a lung window.
+- Window (constants in :mod:`infnet.data.presentation`): level -430 HU, width 1400 HU (grey 0 at -1130 HU,
+  255 at +270 HU). Per-image medians of air in the trachea (grey 23.5), fat (185) and soft tissue (214.5),
+  least-squares fit against -1000/-100/+40 HU, gives level -427, width 1400 on the 50 training slices
+  (-444/1359 on the 48 test slices). It is a lung window.
 - Orientation: the slices are the *transpose* of the radiological display: image rows run from the patient's
   right (top) to left (bottom), columns from anterior (left) to posterior (right), so the spine is on the right
   (checked by eye on heart, descending aorta and spine in the training slices).
@@ -18,24 +19,15 @@ from itertools import permutations
 import numpy as np
 from PIL import Image
 
+# The window belongs to the training data; re-exported here for the scan modules.
+from infnet.data.presentation import WINDOW_LEVEL as WINDOW_LEVEL
+from infnet.data.presentation import WINDOW_WIDTH as WINDOW_WIDTH
+from infnet.data.presentation import uint8_to_hu as uint8_to_hu
+from infnet.data.presentation import window_to_uint8 as window_to_uint8
 from infnet.errors import InfnetError
 
-WINDOW_LEVEL = -430.0
-WINDOW_WIDTH = 1400.0
 CROP_MARGIN_MM = 3.0
 MIN_CROP_MM = 80.0
-
-
-def window_to_uint8(hu: np.ndarray, level: float = WINDOW_LEVEL, width: float = WINDOW_WIDTH) -> np.ndarray:
-    """Map HU to 8-bit grey with a linear window (the training slices' window by default)."""
-    lo = level - width / 2.0
-    out = (np.asarray(hu, dtype=np.float32) - lo) * (255.0 / width)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def uint8_to_hu(grey: np.ndarray, level: float = WINDOW_LEVEL, width: float = WINDOW_WIDTH) -> np.ndarray:
-    """Approximate HU from 8-bit grey made with the same window (for masking 8-bit volumes)."""
-    return (np.asarray(grey, dtype=np.float32) * (width / 255.0) + (level - width / 2.0)).astype(np.float32)
 
 
 def intensity_summary(array: np.ndarray, n_slices: int = 16) -> dict[str, float]:

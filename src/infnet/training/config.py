@@ -36,6 +36,15 @@ class TrainConfig:
     train_size: int = 352
     rates: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
     augment: bool = False
+    # Robust presentation (issue 15; the bundled robust models' recipe): random flips/rotations of the plane,
+    # lung windows, synthetic full field of view and tighter crops; validation is then the mean Dice over
+    # fixed views (infnet.data.presentation.VALIDATION_VIEWS).
+    presentation: bool = False
+    # Healthy-lung negatives: HU volumes (NIfTI/NRRD/MHA/DICOM folder) whose lung slices train with an empty
+    # mask, ``negatives_per_epoch`` of them drawn each epoch (lung-box crops as the scan pipeline makes them,
+    # and whole slices).
+    negatives: list[str] = field(default_factory=list)
+    negatives_per_epoch: int = 0
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda

@@ -12,16 +12,18 @@ Run directory layout::
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from infnet.data import semiseg
 from infnet.data.dataset import SliceDataset, iter_batches, multiscale_batch, scaled_size
+from infnet.data.presentation import VALIDATION_VIEWS, PresentationAugment
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
 from infnet.models.density import DENSITY, FIT_DENSITY
@@ -64,6 +66,35 @@ def resolve_data(cfg: TrainConfig) -> dict:
     if cfg.test_images:
         out["test"] = dict(image_dir=cfg.test_images, mask_dir=cfg.test_masks)
     return out
+
+
+def build_datasets(cfg: TrainConfig, data: dict, mean, std) -> tuple[torch.utils.data.Dataset, list[SliceDataset]]:
+    """The training set (positives, plus negatives when configured) and the validation set(s).
+
+    With ``cfg.presentation`` training draws random presentations and validation is one set per fixed view.
+    """
+    if bool(cfg.negatives) != (cfg.negatives_per_epoch > 0):
+        raise InfnetError("--negatives and --negatives-per-epoch N (N > 0) go together")
+    presentation = PresentationAugment() if cfg.presentation else None
+    size, aug = cfg.train_size, cfg.augment
+    train_set = SliceDataset(**data["train"], size=size, mean=mean, std=std, augment=aug, presentation=presentation)
+    if cfg.negatives:
+        from infnet.training.negatives import NegativeDataset, load_negative_slices
+
+        pool = load_negative_slices(cfg.negatives)
+        negatives = NegativeDataset(pool, cfg.negatives_per_epoch, size, mean, std, presentation, aug)
+        train_set = ConcatDataset([train_set, negatives])
+    if "val" not in data:
+        return train_set, []
+    val = SliceDataset(**data["val"], size=size, mean=mean, std=std)
+    if not cfg.presentation:
+        return train_set, [val]
+    views = []
+    for view in VALIDATION_VIEWS:
+        v = copy.copy(val)
+        v.view = view
+        views.append(v)
+    return train_set, views
 
 
 def pick_device(name: str) -> torch.device:
@@ -114,8 +145,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     mean, std = model.mean, model.std
-    train_set = SliceDataset(**data["train"], size=cfg.train_size, mean=mean, std=std, augment=cfg.augment)
-    val_set = SliceDataset(**data["val"], size=cfg.train_size, mean=mean, std=std) if "val" in data else None
+    train_set, val_sets = build_datasets(cfg, data, mean, std)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
@@ -177,7 +207,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
                 bar.set_postfix(loss=f"{np.mean(losses[-len(sizes) :]):.3f}")
         if rank != 0:
             continue
-        val_dice = validate(model, val_set, device) if val_set is not None else None
+        val_dice = float(np.mean([validate(model, v, device) for v in val_sets])) if val_sets else None
         best = save_epoch(run_dir, model, epoch, val_dice, best, extra={"input_size": cfg.train_size})
         save_state(run_dir, epoch, optimizer, best, scaler)
         val_dice = float("nan") if val_dice is None else val_dice
