@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -16,6 +15,8 @@ from scipy import ndimage as ndi
 from infnet import __version__
 from infnet.io.images import atomic_write_bytes, atomic_write_text
 from infnet.scan.preprocess import axial_view, to_display, window_to_uint8
+from infnet.scan.viewer import viewer_html, viewer_payload
+from infnet.scan.zones import slice_positions_mm
 
 if TYPE_CHECKING:
     from infnet.scan.pipeline import SegmentationResult
@@ -42,11 +43,11 @@ def build_report(result: SegmentationResult, outputs: dict[str, str], dicom: dic
     if result.is_volume:
         info.update(scan.geometry.to_dict())
         info["modality"] = scan.modality
-    if dicom:
-        info["dicom"] = dicom
     else:
         info["slices"] = len(scan.images)
         info["pixel_spacing_mm"] = scan.pixel_spacing
+    if dicom:
+        info["dicom"] = dicom
     return {
         "schema": "infnet.segment/1",
         "infnet_version": __version__,
@@ -225,8 +226,8 @@ def region_tables(report: dict) -> str:
     return "".join(parts)
 
 
-def render_html(report: dict, montage_png: bytes, plot_png: bytes) -> str:
-    """A single HTML file with the numbers, the montage and the plot inlined."""
+def render_html(report: dict, viewer: str) -> str:
+    """A single HTML file: the numbers, the zone/lobe tables and the slice viewer (everything inlined)."""
     units = report["units"]
     qty = "volume_ml" if "volume" in units else f"area_{units['area']}"
     unit = "mL" if qty == "volume_ml" else ("mm²" if units["area"] == "mm2" else "px")
@@ -244,9 +245,7 @@ def render_html(report: dict, montage_png: bytes, plot_png: bytes) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{html.escape(n)} ({unit})</th><th>% of lung</th>" for n, _ in groups)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report["notes"])
-    b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
     inp = report["input"]
-    view_note = "; radiological view (patient's right on the left)" if report["dimensionality"] == "3d" else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>infnet report: {html.escape(Path(inp["path"]).name)}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto;color:#222}}table{{border-collapse:collapse}}
@@ -260,9 +259,8 @@ td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#e
 <table><tr><th></th><th>Lung ({unit})</th>{head}</tr>{"".join(rows)}</table>
 <p>Slices with infection: {inf["slices_with_infection"]} of {inf["slices"]}.</p>
 {region_tables(report)}
-<h2>Most affected slices</h2><p>Infection filled, lung contour in cyan{view_note}.</p>
-<img alt="montage" src="data:image/png;base64,{b64(montage_png)}">
-<h2>Infected area per slice</h2><img alt="area per slice" src="data:image/png;base64,{b64(plot_png)}">
+<h2>Slices</h2>
+{viewer}
 <h2>Notes</h2><ul>{notes or "<li>none</li>"}</ul>
 <p>infnet {html.escape(report["infnet_version"])}; numbers in <code>report.json</code>.</p>
 </body></html>
@@ -294,7 +292,11 @@ def write_report(result: SegmentationResult, outdir: Path, outputs: dict[str, st
     outputs.update({"montage": "montage.png", "area_plot": "area_plot.png", "report_html": "report.html",
                     "report_json": "report.json"})  # fmt: skip
     report = build_report(result, outputs, dicom)
-    atomic_write_text(outdir / "report.html", render_html(report, mont, plot))
+    positions = slice_positions_mm(result.scan.array.shape, result.scan.geometry) if result.is_volume else None
+    colours = [class_colour(c, i) for i, c in enumerate(result.classes)]
+    payload = viewer_payload(result, colours, positions)
+    start = chosen[len(chosen) // 2] if chosen else 0  # open on an affected slice
+    atomic_write_text(outdir / "report.html", render_html(report, viewer_html(payload, plot, start)))
     # report.json last: its presence marks the scan as done (the cohort manifest relies on it).
     atomic_write_text(outdir / "report.json", json.dumps(report, indent=1) + "\n")
     return report
