@@ -248,7 +248,7 @@ def render_html(report: dict, viewer: str) -> str:
     inp = report["input"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>infnet report: {html.escape(Path(inp["path"]).name)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:1em auto;color:#222}}table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;max-width:1150px;margin:1em auto;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#eee}}td:first-child{{text-align:left}}
 .warn{{background:#fff3cd;border:1px solid #e0c060;padding:8px}}img{{max-width:100%}}</style></head><body>
 <h1>Lung infection segmentation</h1>
