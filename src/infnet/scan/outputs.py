@@ -61,9 +61,10 @@ def write_outputs(
             datasets = source_instances(result.scan)
             identity = dicom_identity(datasets)
         except InfnetError as exc:
-            if seg:
+            if dicom_seg:  # asked for explicitly: an error; by default: a note, and no SEG
                 raise
-            result.notes.append(f"DICOM identifiers not read: {exc}")
+            result.notes.append(f"no DICOM SEG written: {exc}")
+            seg = False
         problem = seg_problem(datasets) if seg else None
         if problem and dicom_seg:
             raise InfnetError(f"{result.source}: cannot write a DICOM SEG: {problem}")
