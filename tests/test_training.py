@@ -84,6 +84,31 @@ def test_resume_continues_exactly(tmp_path):
     assert [r["train_loss"] for r in _rows(straight)] == [r["train_loss"] for r in _rows(split)]
 
 
+def test_kill_between_checkpoint_and_state_resumes_consistently(tmp_path):
+    import shutil
+
+    from infnet.models.weights import sha256_file
+
+    imgs, masks = make_slices(tmp_path / "data", n=4)
+    straight, split = tmp_path / "a", tmp_path / "b"
+    train(_cfg(imgs, masks, epochs=2), straight, progress=False)
+    train(_cfg(imgs, masks, epochs=1), split, progress=False)
+    state = torch.load(split / "state.pt", weights_only=True)
+    assert state["checkpoint_sha256"] == sha256_file(split / "last.safetensors")
+    # Killed after epoch 2's last.safetensors and before its state.pt: the weights state.pt belongs to are kept
+    # as prev.safetensors until the state is written, so resuming reruns epoch 2 from the matching pair.
+    os.replace(split / "last.safetensors", split / "prev.safetensors")
+    shutil.copy(straight / "last.safetensors", split / "last.safetensors")
+    train(_cfg(imgs, masks, epochs=2), split, resume=True, progress=False)
+    a, b = load_file(str(straight / "last.safetensors")), load_file(str(split / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (split / "prev.safetensors").exists()
+    # No checkpoint matching state.pt: refused rather than resumed from mismatched weights.
+    (split / "last.safetensors").write_bytes(b"damaged")
+    with pytest.raises(InfnetError, match="no checkpoint in .* matches its sha256"):
+        train(_cfg(imgs, masks, epochs=3), split, resume=True, progress=False)
+
+
 def test_run_dir_protection_and_resume_errors(tmp_path):
     imgs, masks = make_slices(tmp_path / "data", n=3)
     run = tmp_path / "run"

@@ -1,8 +1,8 @@
 """`infnet` command line: a thin layer, each subcommand calls one public library function.
 
 Every subcommand lives in its own module ``infnet.cli.<name>`` exposing ``register(subparsers)``; the
-registered parser sets ``func(args) -> int``. User errors (:class:`InfnetError`) become one line on stderr and
-exit status 2, never a traceback.
+registered parser sets ``func(args) -> int``. User errors (:class:`InfnetError`) and refused file operations
+(``OSError`` naming a file) become one line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except InfnetError as exc:
         print(f"infnet: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # The system refused a file operation (read-only folder, disk full, a file in the way): one line naming it.
+        print(f"infnet: error: {exc.filename}: {exc.strerror or exc.__class__.__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("infnet: interrupted", file=sys.stderr)

@@ -81,7 +81,7 @@ def check_nifti_header(path: Path) -> None:
     parsed = _parse_nifti1(header)
     if parsed is None:
         return  # NIfTI-2 or not NIfTI: ITK decides (and the spacing is checked after reading)
-    dims, bitpix, pixdim, offset = parsed
+    dims, bitpix, pixdim, offset = parsed[:4]
     ndim = max(0, min(dims[0], 7))
     size = tuple(max(1, d) for d in dims[1 : 1 + ndim])
     spatial = pixdim[1 : 1 + min(ndim, 3)]
@@ -103,42 +103,77 @@ def check_nifti_header(path: Path) -> None:
         )
 
 
-def _parse_nifti1(header: bytes) -> tuple[tuple[int, ...], int, tuple[float, ...], int] | None:
-    """(dim[0..7], bitpix, pixdim[0..7], vox_offset) of a NIfTI-1 header in either byte order, else None."""
+def _parse_nifti1(header: bytes) -> tuple[tuple[int, ...], int, tuple[float, ...], int, str, int] | None:
+    """(dim[0..7], bitpix, pixdim[0..7], vox_offset, byte order, datatype) of a NIfTI-1 header, else None."""
     if len(header) < 348:
         return None
     for order in ("<", ">"):
         if struct.unpack(f"{order}i", header[:4])[0] == 348:
             dims = struct.unpack(f"{order}8h", header[40:56])
-            bitpix = struct.unpack(f"{order}h", header[72:74])[0]
+            datatype, bitpix = struct.unpack(f"{order}2h", header[70:74])
             pixdim = struct.unpack(f"{order}8f", header[76:108])
             offset = struct.unpack(f"{order}f", header[108:112])[0]
-            return dims, bitpix, pixdim, int(offset) if np.isfinite(offset) else 0
+            return dims, bitpix, pixdim, int(offset) if np.isfinite(offset) else 0, order, datatype
     return None
 
 
-def check_nifti_complete(path: Path) -> None:
-    """Raise for a truncated NIfTI-1 file (ITK silently fills missing voxels with zeros)."""
+NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float voxels
+
+
+def check_nifti_complete(path: Path) -> np.ndarray | None:
+    """Raise for a truncated NIfTI-1 file (ITK silently fills missing voxels with zeros).
+
+    For float voxels, also returns the (z, y, x) mask of NaN/Inf voxels (None when there are none): ITK reads them
+    as 0, which in HU is soft tissue, so they must be found in the file itself.
+    """
     gz = path.name.lower().endswith(".gz")
-    total = 0
     try:
         with (gzip.open if gz else open)(path, "rb") as fh:
             header = fh.read(348)
+            parsed = _parse_nifti1(header)
             total = len(header)
+            if parsed is None:
+                while chunk := fh.read(1 << 24):
+                    total += len(chunk)
+                return None
+            dims, bitpix, _, offset, order, datatype = parsed
+            total += len(fh.read(max(0, offset - 348)))
+            kind = NIFTI_FLOATS.get(datatype)
+            bad = []
             while chunk := fh.read(1 << 24):
                 total += len(chunk)
+                if kind:
+                    values = np.frombuffer(chunk[: len(chunk) // int(kind[1]) * int(kind[1])], f"{order}{kind}")
+                    bad.append(~np.isfinite(values))
     except (EOFError, OSError, zlib.error):
         raise InfnetError(
             f"{path}: cannot read nifti volume (corrupt or truncated?): compressed data ends early"
         ) from None
-    parsed = _parse_nifti1(header)
-    if parsed is None:
-        return
-    dims, bitpix, _, offset = parsed
-    n = int(np.prod([max(1, d) for d in dims[1 : 1 + max(0, min(dims[0], 7))]], dtype=np.int64))
+    size = [max(1, d) for d in dims[1 : 1 + max(0, min(dims[0], 7))]]
+    n = int(np.prod(size, dtype=np.int64))
     expected = max(offset, 348) + n * bitpix // 8
     if total < expected:
         raise InfnetError(f"{path}: cannot read nifti volume (corrupt or truncated?): {total} of {expected} bytes")
+    if not kind or not bad or len(size) > 3:
+        return None
+    mask = np.concatenate(bad)[:n]
+    # NIfTI stores x fastest, so the flat voxels reshape straight to (z, y, x).
+    return mask.reshape(tuple(reversed(size))) if mask.any() else None
+
+
+def repair_non_finite(path: Path, array: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, str]:
+    """Set the voxels in ``bad`` to the lowest other value (outside the scan); an all-bad volume is refused."""
+    if bad.all():
+        raise InfnetError(f"{path}: every voxel is NaN or infinite; no image to segment")
+    fixed = np.array(array, copy=True)
+    low = float(fixed[~bad].min())
+    fixed[bad] = low
+    n = int(bad.sum())
+    note = (
+        f"{n} voxels ({n / bad.size:.2%}) were NaN or infinite; set to the volume's lowest value ({low:g}) "
+        "and treated as outside the scan"
+    )
+    return fixed, note
 
 
 def replace_non_finite(path: Path, array: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -148,19 +183,10 @@ def replace_non_finite(path: Path, array: np.ndarray) -> tuple[np.ndarray, str |
     """
     if not np.issubdtype(array.dtype, np.floating):
         return array, None
-    finite = np.isfinite(array)
-    bad = int(finite.size - np.count_nonzero(finite))
-    if not bad:
+    bad = ~np.isfinite(array)
+    if not bad.any():
         return array, None
-    if bad == finite.size:
-        raise InfnetError(f"{path}: every voxel is NaN or infinite; no image to segment")
-    low = float(array[finite].min())
-    fixed = np.where(finite, array, np.asarray(low, dtype=array.dtype))
-    note = (
-        f"{bad} voxels ({bad / finite.size:.2%}) were NaN or infinite; set to the volume's lowest value ({low:g}) "
-        "and treated as outside the scan"
-    )
-    return fixed, note
+    return repair_non_finite(path, array, bad)
 
 
 def check_slice_size(path: Path, width: int, height: int) -> None:

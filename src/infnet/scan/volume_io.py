@@ -193,8 +193,15 @@ def read_volume_file(path: str | os.PathLike) -> Volume:
         reason = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in reversed(reason) if ln.strip()), "unreadable")
         raise InfnetError(f"{path}: cannot read {fmt} volume (corrupt or truncated?): {detail[:160]}") from None
-    if fmt == "nifti":
-        checks.check_nifti_complete(path)
+    if fmt == "nifti" and (bad := checks.check_nifti_complete(path)) is not None:
+        if bad.shape != tuple(reversed(image.GetSize())):
+            raise InfnetError(f"{path}: NaN voxels in a volume whose header ITK reads differently; fix the file")
+        fixed, note = checks.repair_non_finite(path, sitk.GetArrayViewFromImage(image), bad)
+        repaired = sitk.GetImageFromArray(fixed)
+        repaired.CopyInformation(image)
+        vol = _volume_from_image(repaired, path, fmt)
+        vol.notes.append(note)
+        return vol
     return _volume_from_image(image, path, fmt)
 
 
