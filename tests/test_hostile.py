@@ -415,3 +415,21 @@ def test_evaluate_all_empty_is_defined(tmp_path, capsys):
     assert all(0.0 <= v <= 1.0 for v in summary["paper"].values() if v is not None)
     assert summary["standard"]["specificity"] == 1.0
     assert "2 of 2 GT masks are empty" in printed
+
+
+def test_segment_output_in_read_only_folder(tmp_path, capsys, stub_model, monkeypatch):
+    """The PermissionError of a read-only parent (simulated: tests may run as root, who may write anywhere)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    source = _png(inputs / "a.png", _noise(64, 64))
+    locked = tmp_path / "locked" / "out"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self == locked or locked in self.parents or self == locked.parent:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    line = _one_line_error(capsys, ["segment", str(source), "-o", str(locked), "-q"], str(locked.parent), inputs)
+    assert "Permission denied" in line
