@@ -15,7 +15,8 @@ from infnet import __version__
 from infnet.errors import InfnetError
 
 # Order is the order in `infnet --help`.
-SUBCOMMANDS = ("segment", "demo", "predict", "evaluate", "train", "semi", "multiclass", "ensemble", "models", "data")
+SUBCOMMANDS = ("segment", "compare", "demo", "predict", "evaluate", "train", "semi", "multiclass", "ensemble", "models",
+               "data")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
