@@ -80,6 +80,8 @@ def test_totalsegmentator_small_scan_scores(ct_samples):
     inf = sum(e["infected_volume_ml"] for e in lobes["lobes"].values()) + lobes["infected_outside_lobes_ml"]
     assert inf == pytest.approx(r.measurements["infection"]["volume_ml"]["total"], abs=1e-2)
     assert r.lobes is not None and r.lobes.shape == r.mask.shape
+    outside = lobes["lung_outside_lobes_percent"]
+    assert (outside > 20) == any("lies outside the lobe map" in n for n in r.notes)
 
 
 def test_cip_lobe_map_resampled_onto_its_two_slices(ct_samples):

@@ -32,6 +32,7 @@ SCORE_DEFINITION = ("CT severity score (Pan et al., Radiology 2020): per lobe 0 
                     "3 >25-<50 %, 4 50-75 %, 5 >75 % involved; total 0-25")  # fmt: skip
 MIN_OVERLAP = 0.5  # of the smaller bounding box: below it the lobe map is of another region (or patient)
 LUNGMASK_LOBE_WEIGHTS = "unet_ltrclobes*.pth"
+MAX_OUTSIDE_PERCENT = 20.0  # of the lung mask outside every lobe: above it, a note says the two disagree
 
 
 @dataclass
@@ -283,6 +284,10 @@ def measure_lobes(lobes: LobeMap, mask: np.ndarray, lungs: np.ndarray, classes: 
     lung_total = int(np.count_nonzero(lungs))
     out["lung_outside_lobes_percent"] = round(100.0 * lung_outside / lung_total, 2) if lung_total else None
     notes = list(lobes.notes)
+    outside = out["lung_outside_lobes_percent"]
+    if outside is not None and outside > MAX_OUTSIDE_PERCENT:  # lung mask and lobe map disagree: flag it
+        notes.append(f"{outside:.0f} % of the lung mask lies outside the lobe map ({lobes.source}): the lung mask "
+                     "or the lobe map is wrong here; check both in the viewer before using the lobe numbers")
     if missing:
         notes.append(f"lobe(s) {', '.join(missing)} absent from the lobe map: the total covers the other lobes only")
     out["notes"] = notes
