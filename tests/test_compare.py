@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from PIL import Image
 
 from infnet.cli import main
 from infnet.errors import InfnetError
@@ -49,6 +50,13 @@ def test_self_comparison_is_zero_and_progression_is_measured(phantom, tmp_path, 
     assert data["changes"]["lungs"]["total"]["infected_volume_ml"]["change"] == 0.0
     assert data["changes"]["zones"]["upper"]["right"]["percent_involved"]["change"] == 0.0
     assert "lobes" not in data["changes"]  # the scan side has no lobes
+    pairs = np.asarray(Image.open(tmp_path / "self" / "compare_slices.png").convert("RGB"))
+    left, right = pairs[:, :320].astype(int), pairs[:, 320:].astype(int)
+    caption = np.zeros(left.shape[:2], bool)
+    for r in range(0, pairs.shape[0], 320):
+        caption[r : r + 20] = True  # the captions differ ("baseline ..." / "follow-up ...")
+    assert np.array_equal(left[~caption], right[~caption])  # same slices, same masks drawn
+    assert (left[~caption] != 0).mean() > 0.3  # the tiles are pictures, not black squares
     assert [(m["baseline"], m["followup"]) for m in data["matched_slices"]] == [
         (m["baseline"], m["baseline"]) for m in data["matched_slices"]]  # fmt: skip
     # follow-up with a larger lesion: more infection, a higher score, slices matched

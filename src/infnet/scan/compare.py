@@ -48,7 +48,7 @@ class Side:
 
 def _read_mask(path: Path) -> tuple[np.ndarray, Geometry]:
     vol = read_scan(path)
-    return np.asarray(vol.array), vol.geometry
+    return np.array(vol.array), vol.geometry  # a copy: the array is a view on vol's SimpleITK image
 
 
 def _identity(volume: Volume) -> str | None:
