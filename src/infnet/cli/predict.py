@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from infnet.cli.segment import add_backend_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also average over input scales, e.g. 0.75 1 1.25 (training scales; N x compute)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default=None)
+    add_backend_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -43,8 +46,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise InfnetError(f"{out}: exists and is not a folder; --output is a folder of probability maps")
     if args.batch_size < 1:
         raise InfnetError(f"--batch-size {args.batch_size}: must be >= 1")
-    if args.tta_scales and any(not 0 < s < 8 for s in args.tta_scales):
-        raise InfnetError(f"--tta-scales {' '.join(f'{s:g}' for s in args.tta_scales)}: scales must lie in (0, 8)")
     if src.is_dir():
         check_unique_stems(src, list_images(src))  # maps are named by stem: x.jpg and x.png would collide
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from infnet.inference import load_predictor, predict_folder
 
     check_args(args)
-    tta = dict(tta=args.tta, tta_scales=args.tta_scales)
+    tta = dict(tta=args.tta, tta_scales=args.tta_scales, backend=args.backend)
     seg = load_predictor(
         args.model, infection_model=args.infection_model, device=args.device, temperature=args.temperature, **tta
     )
