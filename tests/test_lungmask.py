@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infnet.scan.lungmask import LEFT, RIGHT, classical_lung_mask, intensity_lung_mask_2d, split_rows
+from infnet.scan.lungmask import LEFT, RIGHT, classical_lung_mask, split_rows
 from infnet.scan.preprocess import axial_view, view_spacing
 from infnet.scan.samples import bundled_samples, synthetic_chest_ct
 from infnet.scan.volume_io import read_scan
@@ -85,9 +85,11 @@ def test_real_ct_lungs(tmp_path, ct_samples):
 def test_intensity_mask_2d_on_bundled_slice():
     from infnet.io.images import read_gray
 
+    from infnet.scan.slices2d import lung_mask_2d
+
     img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
-    lungs = intensity_lung_mask_2d(img)
-    assert 0.2 < (lungs > 0).mean() < 0.9
+    lungs, fov = lung_mask_2d(img)
+    assert fov == "cropped" and 0.2 < (lungs > 0).mean() < 0.9
     # Training orientation: the right lung is in the upper rows.
     assert np.nonzero(lungs == RIGHT)[0].mean() < np.nonzero(lungs == LEFT)[0].mean()
 

@@ -36,7 +36,8 @@ def run(args) -> int:
     predictor = load_predictor(args.model)
     runs = [(samples / "chest_ct_crop.nii.gz", out / "chest_ct"), (samples / "slices", out / "slices")]
     for source, dest in runs:
-        result = segment_file(predictor, source, progress=not args.quiet)
+        # The bundled slices are in the COVID-SemiSeg layout (ignored for the volume).
+        result = segment_file(predictor, source, progress=not args.quiet, slice_orientation="training")
         write_outputs(result, dest)
         print(summary_line(result, dest))
     print(

@@ -37,8 +37,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--intensity", default="auto", choices=("auto", "hu", "8bit"),
                    help="voxel values: auto (check they are HU), hu, or 8bit (already windowed grey)")  # fmt: skip
     p.add_argument("--assume-hu", action="store_true", help="same as --intensity hu (skip the CT/HU checks)")
-    p.add_argument("--slice-orientation", default="training", choices=("training", "radiological"),
-                   help="2D slices: as COVID-SemiSeg training slices (default) or radiological display")  # fmt: skip
+    p.add_argument("--slice-orientation", default="radiological", choices=("radiological", "training", "auto"),
+                   help="2D slices: how they are displayed: radiological (default, a PACS export: patient's right on "
+                        "the image left, anterior up), training (the COVID-SemiSeg layout) or auto (read from the "
+                        "anatomy); decides right/left")  # fmt: skip
     p.add_argument("--pixel-spacing", type=float, metavar="MM", help="2D slices: pixel size in mm (areas in mm^2)")
     p.add_argument("--tta", action="store_true", help="average with the mirrored slice (2x compute)")
     p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",

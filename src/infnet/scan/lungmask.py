@@ -283,29 +283,6 @@ def _upsample_labels(labels: np.ndarray, f: int, shape: tuple[int, int]) -> np.n
     return out[: shape[0], : shape[1]]
 
 
-def intensity_lung_mask_2d(img: np.ndarray) -> np.ndarray:
-    """Lungs of a lung-cropped 8-bit slice (training orientation): dark regions by Otsu, closed and filled.
-
-    Meant for measurement on COVID-SemiSeg-like slices; dense consolidation is not dark and is added by the
-    pipeline from the prediction. Labels 1 right (upper rows) / 2 left.
-    """
-    img = np.asarray(img, dtype=np.uint8)
-    hist = np.bincount(img.ravel(), minlength=256).astype(float)
-    t = _otsu(hist)
-    t = min(max(t, 60), 170)
-    dark = ndi.binary_opening(img < t, disk(1))
-    lab, n = ndi.label(dark)
-    if n == 0:
-        return np.zeros(img.shape, np.uint8)
-    sizes = np.bincount(lab.ravel())[1:]
-    keep = np.flatnonzero(sizes >= 0.01 * img.size) + 1
-    mask = np.isin(lab, keep)
-    radius = max(2, int(round(0.015 * max(img.shape))))
-    side = split_rows(mask, img.shape[0] / 2.0)
-    r_mask, l_mask = _close_fill(side == RIGHT, radius), _close_fill(side == LEFT, radius)
-    return np.where(r_mask, RIGHT, np.where(l_mask, LEFT, 0)).astype(np.uint8)
-
-
 def _otsu(hist: np.ndarray) -> int:
     p = hist / max(hist.sum(), 1.0)
     omega = np.cumsum(p)

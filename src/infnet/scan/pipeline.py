@@ -18,6 +18,7 @@ from scipy import ndimage as ndi
 
 from infnet.errors import InfnetError
 from infnet.scan import lungmask as lm
+from infnet.scan import slices2d as s2d
 from infnet.scan.lobes import load_lobes, measure_lobes
 from infnet.scan.measure import measure_slices, measure_volume
 from infnet.scan.outputs import check_output_dir, write_outputs
@@ -298,49 +299,87 @@ def segment_volume(
 def segment_slices(
     predictor: SlicePredictor, slices: SliceSet, *, lung_mask: str = "auto", batch_size: int = 8,
     input_size: int | None = 352, threshold: float = 0.5, probabilities: bool = False,
-    slice_orientation: str = "training", progress: bool = False, margin_mm: float = CROP_MARGIN_MM,
+    slice_orientation: str = "radiological", progress: bool = False, margin_mm: float = CROP_MARGIN_MM,
 ) -> SegmentationResult:  # fmt: skip
-    """Segment 8-bit 2D slices, each whole (they are expected lung-cropped like the training slices).
+    """Segment 8-bit 2D slices, lung-cropped (as COVID-SemiSeg) or with the whole field of view.
 
-    ``slice_orientation``: 'training' (as stored, like COVID-SemiSeg) or 'radiological' (anterior up; the
-    slice is transposed for the model and back). The intensity lung mask is used to measure only.
+    ``slice_orientation``: how the slices are displayed: 'radiological' (a PACS export: the patient's right on
+    the image's left, anterior at the top), 'training' (the COVID-SemiSeg layout) or 'auto' (read from the
+    anatomy, radiological when unsure). It decides right/left; the orientation read from the anatomy is always
+    reported. A full-field-of-view slice is cut to its lungs' box for the model, like volume slices.
     """
-    del margin_mm  # 2D slices are not cropped
     classes = _check_predictor(predictor)
-    if slice_orientation not in ("training", "radiological"):
-        raise InfnetError(f"unknown slice orientation {slice_orientation!r} (use training or radiological)")
+    if slice_orientation not in s2d.ORIENTATION_CHOICES:
+        raise InfnetError(
+            f"unknown slice orientation {slice_orientation!r} (use {', '.join(s2d.ORIENTATION_CHOICES)})"
+        )
     method = _lung_method(lung_mask, False)
-    flip = slice_orientation == "radiological"
     t = time.perf_counter()
     masks, lungs, probs = [], [], [] if probabilities else None
+    fovs, layouts, detected = [], [], []
     n = len(slices.images)
     with _progress(n, slices.path.name, progress) as bar:
         for i0 in range(0, n, batch_size):
-            imgs = [im.T if flip else im for im in slices.images[i0 : i0 + batch_size]]
-            for img, prob in zip(imgs, _predict(predictor, imgs, input_size, len(classes)), strict=True):
+            prepared = [s2d.prepare_slice(im, slice_orientation, slices.pixel_spacing, margin_mm)
+                        for im in slices.images[i0 : i0 + batch_size]]  # fmt: skip
+            crops = [p.image[p.box] if p.box else p.image for p in prepared]
+            for p, crop_prob in zip(prepared, _predict(predictor, crops, input_size, len(classes)), strict=True):
+                prob = np.zeros((len(classes), *p.image.shape), np.float32)
+                prob[(slice(None), *p.box) if p.box else slice(None)] = crop_prob
                 labels = labels_from_prob(prob, threshold)
-                lung = lm.intensity_lung_mask_2d(img) if method == "intensity" else np.zeros_like(labels)
+                lung = p.lungs if method == "intensity" else np.zeros_like(labels)
                 extra = (labels > 0) & (lung == 0)
-                if method == "intensity" and extra.any():
-                    ref = lung if lung.any() else lm.split_rows(labels > 0, img.shape[0] / 2.0)
+                if method == "intensity" and extra.any():  # dense infection the intensity mask missed: lung
+                    ref = lung if lung.any() else lm.split_rows(labels > 0, labels.shape[0] / 2.0)
                     lung = np.where(extra, lm.nearest_label(extra, ref, (1.0, 1.0)), lung).astype(np.uint8)
-                back = (lambda a: a.T) if flip else (lambda a: a)
-                masks.append(np.ascontiguousarray(back(labels)))
-                lungs.append(np.ascontiguousarray(back(lung)))
+                masks.append(p.restore(labels))
+                lungs.append(p.restore(lung))
                 if probs is not None:
-                    q = np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                    probs.append(np.ascontiguousarray(q.transpose(0, 2, 1) if flip else q))
-            bar.update(len(imgs))
+                    probs.append(p.restore(np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)))
+                fovs.append(p.fov)
+                layouts.append(p.k)
+                detected.append(p.detected)
+            bar.update(len(prepared))
     timings = {"segmentation": time.perf_counter() - t}
     measurements = measure_slices(lungs, masks, classes, slices.names, slices.pixel_spacing, method != "none")
+    orientation = _orientation_summary(slice_orientation, layouts, detected, slices.names)
     settings = {"intensity": "8bit", "window": None, "lung_mask": method, "threshold": threshold,
-                "input_size": input_size, "orientation": slice_orientation,
+                "input_size": input_size, "orientation": orientation["settings"],
+                "field_of_view": {"full": fovs.count("full"), "cropped": fovs.count("cropped")},
                 **predictor_settings(predictor)}  # fmt: skip
-    notes = list(slices.notes)
+    notes = list(slices.notes) + orientation["notes"]
+    if "full" in fovs:
+        notes.append(
+            f"{fovs.count('full')} full-field-of-view slice(s) were cut to their lungs' box for the model "
+            f"(margin {margin_mm:g} mm at {slices.pixel_spacing or s2d.ASSUMED_PIXEL_MM:g} mm per pixel"
+            + ("" if slices.pixel_spacing else ", assumed") + "); infection outside that box is not reported"
+        )
     notes.append(
-        "2D slices are segmented whole (expected lung-cropped like the training slices); "
-        + ("the lung area is an intensity-based estimate plus predicted infection" if method == "intensity"
-           else "no lung mask (--lung-mask none): percentages are not computed")
+        "the lung area of 2D slices is an intensity-based estimate plus predicted infection" if method == "intensity"
+        else "no lung mask (--lung-mask none): percentages are not computed"
     )  # fmt: skip
     return SegmentationResult(slices.path, slices, getattr(predictor, "name", "model"), classes, masks, lungs,
                               probs, measurements, settings, notes, timings)  # fmt: skip
+
+
+def _orientation_summary(stated: str, used: list[int], detected: list[dict], names: list[str]) -> dict:
+    """report.json ``settings.orientation`` and notes: what was stated, used and read from the anatomy."""
+    names_of = {v: k for k, v in s2d.ORIENTATIONS.items()}
+    used_names = [names_of.get(k, f"dihedral {k}") for k in used]
+    # detect_orientation ran on the slice as stated: k == 0 means the anatomy agrees with the statement.
+    disagree = [nm for nm, d in zip(names, detected, strict=True) if d["confident"] and d["k"] not in (None, 0)]
+    agree = sum(1 for d in detected if d["confident"] and d["k"] == 0)
+    settings = {
+        "stated": stated,
+        "used": sorted(set(used_names)),
+        "detected": {"agrees": agree, "disagrees": len(disagree), "unsure": len(detected) - agree - len(disagree),
+                     "cues": "lungs side by side, spine behind them, right lung larger"},
+    }  # fmt: skip
+    notes = []
+    if disagree and stated != "auto":
+        shown = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
+        notes.append(
+            f"the anatomy of {len(disagree)} slice(s) ({shown}) does not look {stated}: right and left may be "
+            "swapped; check --slice-orientation (training for the COVID-SemiSeg layout, auto to read it)"
+        )
+    return {"settings": settings, "notes": notes}

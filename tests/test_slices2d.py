@@ -1,0 +1,106 @@
+"""2D slices as users have them: lung mask on full-FOV and cropped slices, orientation, the 2D pipeline path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from infnet.data.presentation import View, dihedral, undo_dihedral, window_to_uint8
+from infnet.io.images import read_gray
+from infnet.scan.lungmask import classical_lung_mask
+from infnet.scan.preprocess import axial_view, view_spacing
+from infnet.scan.samples import bundled_samples
+from infnet.scan.slices2d import detect_orientation, lung_mask_2d, prepare_slice
+from infnet.scan.volume_io import read_scan
+
+
+@pytest.fixture(scope="module")
+def thorax(ct_samples):
+    """Mid-lung slices of the real whole-thorax CT (training orientation, HU, x4 to 256 px) and their volume mask."""
+    scan = read_scan(ct_samples / "chestimagingplatform" / "ct-64.nrrd")
+    d = scan.geometry.direction3()
+    view = axial_view(scan.array, d)
+    lungs = np.zeros(view.shape, np.uint8)
+    classical_lung_mask(view, view_spacing(scan.geometry.spacing3(), d), lungs)
+    out = []
+    for z in (30, 40, 45):
+        out.append((ndi.zoom(np.asarray(view[z], np.float32), 4, order=1), ndi.zoom(lungs[z], 4, order=0) > 0))
+    return out
+
+
+def _dice(a, b):
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_full_fov_lung_mask_matches_volume_path_in_every_orientation(thorax, k):
+    for hu, ref in thorax:
+        for level, width in ((-600, 1500), (-430, 1400)):
+            shown = np.ascontiguousarray(dihedral(window_to_uint8(hu, level, width), k))
+            labels, fov = lung_mask_2d(shown)
+            assert fov == "full"
+            assert _dice(undo_dihedral(labels > 0, k), ref) > 0.93
+
+
+def test_cropped_covid_slice_stays_cropped_and_keeps_border_lungs():
+    img = read_gray(bundled_samples() / "slices" / "semiseg_test_76.jpg")
+    labels, fov = lung_mask_2d(img)
+    assert fov == "cropped"
+    assert labels[0].any() or labels[-1].any() or labels[:, 0].any() or labels[:, -1].any()
+
+
+def test_orientation_read_from_anatomy(thorax):
+    hu, _ = thorax[0]  # slice 30: both lungs, the spine, the heart; the right lung 17 % larger
+    grey = window_to_uint8(hu, -600, 1500)
+    found = detect_orientation(grey)
+    assert found["k"] == 0 and found["confident"]  # already in the training orientation
+    for k in (1, 4, 6):  # the radiological display is k=4
+        shown = np.ascontiguousarray(dihedral(grey, k))
+        p = prepare_slice(shown, "auto")
+        assert np.array_equal(p.image, grey)  # turned back
+        assert p.restore(p.lungs).shape == shown.shape
+
+
+def test_degenerate_slices_give_empty_masks():
+    for img in (np.zeros((1, 1), np.uint8), np.full((40, 40), 7, np.uint8)):
+        labels, _ = lung_mask_2d(img)
+        assert not labels.any()
+
+
+def test_full_fov_slice_is_cut_to_its_lungs_for_the_model():
+    """The 2D path's answer on a slice pasted into a 512 x 512 field of view equals its answer on the crop."""
+    from infnet.inference import Segmenter
+    from infnet.scan.pipeline import segment_slices
+    from infnet.scan.volume_io import SliceSet
+
+    img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
+    gt = np.zeros(img.shape, np.uint8)
+    big, m = View("fov", fov=True).apply(img, [gt], seed=0)
+    seg = Segmenter.from_pretrained()
+    res = segment_slices(seg, SliceSet(bundled_samples(), [img, big], ["crop", "fov"]), slice_orientation="training")
+    assert res.settings["field_of_view"] == {"full": 1, "cropped": 1}
+    crop_mask, fov_mask = res.mask
+    r0, c0 = _paste_offset(big, img)
+    inner = fov_mask[r0 : r0 + img.shape[0], c0 : c0 + img.shape[1]]
+    assert fov_mask.sum() - inner.sum() < 0.01 * inner.sum()  # (almost) nothing on the synthetic body
+    # the model sees (about) the original crop: the lungs' box found in the canvas overlaps it
+    box = prepare_slice(big, "training").box
+    found = np.zeros(big.shape, bool)
+    found[box] = True
+    pasted = np.zeros(big.shape, bool)
+    pasted[r0 : r0 + img.shape[0], c0 : c0 + img.shape[1]] = True
+    assert (found & pasted).sum() / (found | pasted).sum() > 0.7
+    assert _dice(inner > 0, crop_mask > 0) > 0.7
+    assert any("cut to their lungs' box" in n for n in res.notes)
+
+
+def _paste_offset(big: np.ndarray, img: np.ndarray) -> tuple[int, int]:
+    """Where ``img`` was pasted into ``big`` (exact match of a pixel row)."""
+    row = img[img.shape[0] // 2]
+    for r in range(big.shape[0] - img.shape[0] + 1):
+        line = big[r + img.shape[0] // 2]
+        for c in range(big.shape[1] - img.shape[1] + 1):
+            if line[c] == row[0] and np.array_equal(line[c : c + img.shape[1]], row):
+                return r, c
+    raise AssertionError("crop not found in the canvas")
