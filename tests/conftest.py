@@ -39,3 +39,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """A per-session ONNX export cache (``$INFNET_CACHE``): tests never write to ~/.cache, models export once."""
+    root = tmp_path_factory.mktemp("infnet-cache")
+    before = os.environ.get("INFNET_CACHE")
+    os.environ["INFNET_CACHE"] = str(root)
+    yield root / "onnx"
+    if before is None:
+        os.environ.pop("INFNET_CACHE", None)
+    else:
+        os.environ["INFNET_CACHE"] = before

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infnet.backends import Net, logits_of, make_net, resolve_backend
 from infnet.data.dataset import scaled_size, to_tensor_image
 from infnet.errors import InfnetError
 from infnet.io.images import is_image_file, list_images, read_gray, write_png
@@ -23,7 +24,9 @@ class Segmenter:
     checkpoint's, else 1) sharpens the maps as ``sigmoid(T * logit)``; masks at 0.5 do not change
     (:mod:`infnet.calibration`). ``tta`` averages the logits of the slice and its left-right mirror image
     (twice the compute); ``tta_scales`` (e.g. ``(0.75, 1, 1.25)``, the training scales) also averages over
-    input sizes (``len(scales)`` times the compute, twice that with ``tta``).
+    input sizes (``len(scales)`` times the compute, twice that with ``tta``). ``backend``: 'auto' (ONNX Runtime on
+    the CPU when installed, else torch), 'torch' or 'onnx' (:mod:`infnet.backends`); the ONNX net is exported or
+    read from the cache on first use (or :meth:`prepare`), TTA and temperature are applied around it in torch.
     """
 
     def __init__(
@@ -36,8 +39,10 @@ class Segmenter:
         temperature: float | None = None,
         tta: bool = False,
         tta_scales: Iterable[float] | None = None,
+        backend: str | None = "auto",
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.backend = resolve_backend(backend, self.device)
         # channels_last: measured 1.9x faster for the EfficientNet-Lite2 Inf-Net on a 2-core AVX2 CPU
         # (benchmarks/bench_inference.py); outputs equal eager NCHW within 1e-5.
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
@@ -49,6 +54,19 @@ class Segmenter:
         self.temperature = checked_temperature(temperature, model)
         self.tta = bool(tta)
         self.tta_scales = checked_scales(tta_scales)
+        self._net: Net | None = None
+
+    @property
+    def net(self) -> Net:
+        """The network's logits function for the chosen backend (built once, on first use)."""
+        if self._net is None:
+            self._net = make_net(self.model, self.backend, self.input_size)
+        return self._net
+
+    def prepare(self) -> Segmenter:
+        """Build the backend now (the ONNX export or cache read happens here instead of at the first slice)."""
+        _ = self.net
+        return self
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None, device=None, **kw) -> Segmenter:
@@ -73,6 +91,7 @@ class Segmenter:
             if is_multiclass(path):
                 raise InfnetError(f"{path}: a multi-class model; load it with infnet.inference.load_predictor")
             model = load_checkpoint(path)
+            model.weights_sha256 = weights.sha256_file(path)  # the ONNX cache key
             size = model.checkpoint_meta.get("input_size", 352)
             return cls(model, name=path.stem, input_size=size, device=device, **kw)
         if name in list_models():
@@ -92,18 +111,28 @@ class Segmenter:
             out = np.empty((len(slices), len(self.classes), *slices.shape[1:]), dtype=np.float32)
             for i in range(0, len(slices), self.batch_size):
                 chunk = slices[i : i + self.batch_size]
-                out[i : i + len(chunk)] = self._forward([s for s in chunk], chunk.shape[1:])
+                out[i : i + len(chunk)] = self._forward(list(chunk))
             return out
         items = list(slices)
-        return [self._forward([s], s.shape)[0] for s in items]
+        # Every slice is resized to input_size, so slices of different sizes still share one batch.
+        return [p for i in range(0, len(items), self.batch_size) for p in self._forward(items[i : i + self.batch_size])]
 
-    def _forward(self, slices: list[np.ndarray], size) -> np.ndarray:
+    def _forward(self, slices: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """(C,H,W) probabilities per slice: one array (N,C,H,W) when the slices share a size, else a list."""
         for s in slices:
             if s.dtype != np.uint8:
                 raise ValueError(f"expected uint8 slices (8-bit CT in training appearance), got {s.dtype}")
         batch = torch.stack([to_tensor_image(s, self.input_size, self.mean, self.std) for s in slices])
-        batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-        logits = tta_logits(self.model, batch, self.tta_scales, flip=self.tta)
+        batch = batch.to(self.device)
+        if self.backend == "torch":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        logits = tta_logits(self.net, batch, self.tta_scales, flip=self.tta)
+        sizes = {tuple(s.shape) for s in slices}
+        if len(sizes) == 1:
+            return self._probs(logits, sizes.pop())
+        return [self._probs(lg[None], s.shape)[0] for lg, s in zip(logits, slices, strict=True)]
+
+    def _probs(self, logits: torch.Tensor, size: tuple[int, ...]) -> np.ndarray:
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
         return torch.sigmoid(logits * self.temperature).cpu().numpy()
 
@@ -127,28 +156,29 @@ class Segmenter:
         return segment_file(self, path, **options)
 
 
-def flip_tta(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+def flip_tta(model: nn.Module | Net, batch: torch.Tensor) -> torch.Tensor:
     """Mean logits ``out`` of ``batch`` (N,C,H,W) and of its left-right mirror image, mirrored back."""
-    logits = model(batch)["out"].float()
-    mirrored = model(torch.flip(batch, dims=[3]))["out"].float()
+    logits = logits_of(model, batch)
+    mirrored = logits_of(model, torch.flip(batch, dims=[3]))
     return (logits + torch.flip(mirrored, dims=[3])) / 2
 
 
-def tta_logits(model: nn.Module, batch: torch.Tensor, scales: tuple[float, ...] = (1.0,), flip: bool = False):
+def tta_logits(model: nn.Module | Net, batch: torch.Tensor, scales: tuple[float, ...] = (1.0,), flip: bool = False):
     """Mean logits ``out`` of ``batch`` (N,C,H,W) over input ``scales`` and, with ``flip``, mirror images.
 
+    ``model``: a registered model (its ``out`` entry is used) or a backend net returning the logits.
     A scale resizes the batch to the multi-scale training size (``scaled_size``: a multiple of 32 near s*H);
     its logits are resized to (H, W). ``scales=(1,)``: no resizing at all (logits at the model's output size).
     """
     if tuple(scales) == (1.0,):
-        return flip_tta(model, batch) if flip else model(batch)["out"].float()
+        return flip_tta(model, batch) if flip else logits_of(model, batch)
     h, w = batch.shape[-2:]
     total = None
     for s in scales:
         x = batch
         if s != 1.0:
             x = F.interpolate(batch, size=(scaled_size(h, s), scaled_size(w, s)), mode="bilinear", align_corners=False)
-        out = flip_tta(model, x) if flip else model(x)["out"].float()
+        out = flip_tta(model, x) if flip else logits_of(model, x)
         if out.shape[-2:] != (h, w):
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         total = out if total is None else total + out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from infnet.cli.segment import add_backend_argument
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -20,6 +22,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         "-o", "--output", default="infnet-demo", metavar="OUTDIR", help="output folder (default ./infnet-demo)"
     )
     p.add_argument("--model", metavar="NAME|PATH", default=None, help="model (default: the bundled one)")
+    add_backend_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -33,7 +36,7 @@ def run(args) -> int:
 
     samples = bundled_samples()
     out = Path(args.output)
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, backend=args.backend)
     runs = [(samples / "chest_ct_crop.nii.gz", out / "chest_ct"), (samples / "slices", out / "slices")]
     for source, dest in runs:
         # The bundled slices are in the COVID-SemiSeg layout (ignored for the volume).

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from infnet.cli.segment import add_backend_argument
+
 NONE = {"none", "None", ""}
 
 
@@ -86,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--output", required=True, help="output folder (ggo/ and consolidation/ PNGs per input stem)")
     q.add_argument("--batch-size", type=int, default=8)
     q.add_argument("--device", default=None)
+    add_backend_argument(q)
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=run_predict)
 
@@ -167,7 +170,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from infnet.multiclass.predict import MultiClassSegmenter
 
     seg = MultiClassSegmenter.from_pretrained(
-        args.model, infection_model=args.infection_model, device=args.device, batch_size=args.batch_size
+        args.model, infection_model=args.infection_model, device=args.device, batch_size=args.batch_size,
+        backend=args.backend,
     )
     written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)
     print(f"wrote {len(written)} probability maps to {args.output}/{{ggo,consolidation}} (model {seg.name})")

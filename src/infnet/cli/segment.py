@@ -46,6 +46,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                    help="also average over input scales, e.g. 0.75 1 1.25 (N x compute)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")
+    add_backend_argument(p)
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     p.add_argument("--no-overlays", action="store_true", help="do not write overlays/ PNGs")
     seg = p.add_mutually_exclusive_group()
@@ -64,6 +65,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend auto|torch|onnx`` (:mod:`infnet.backends`), shared by the inference subcommands."""
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                        help="inference backend: auto (ONNX Runtime when installed, else torch; default), "
+                             "torch or onnx")  # fmt: skip
+
+
 def _model_name(args) -> str | None:
     """``--model``, or the bundled multi-class model with ``--multiclass``."""
     if not getattr(args, "multiclass", False):
@@ -75,13 +83,15 @@ def _model_name(args) -> str | None:
     return DEFAULT_MULTICLASS_MODEL
 
 
-def load_predictor(model: str | None, infection_model: str | None = None, tta: bool = False, tta_scales=None):
+def load_predictor(
+    model: str | None, infection_model: str | None = None, tta: bool = False, tta_scales=None, backend: str = "auto"
+):
     """The slice predictor for ``--model`` (``infnet.inference.load_predictor``, imported late: a light CLI)."""
     try:
         from infnet.inference import load_predictor as load
     except ImportError as exc:
         raise InfnetError(f"model inference is not available in this installation ({exc})") from None
-    return load(model, infection_model=infection_model, tta=tta, tta_scales=tta_scales)
+    return load(model, infection_model=infection_model, tta=tta, tta_scales=tta_scales, backend=backend)
 
 
 def _options(args) -> dict:
@@ -117,7 +127,7 @@ def run(args) -> int:
         from infnet.scan.cohort import read_list, segment_cohort
 
         items = read_list(args.list)
-        predictor = load_predictor(model, args.infection_model, tta=args.tta, tta_scales=args.tta_scales)
+        predictor = load_predictor(model, args.infection_model, args.tta, args.tta_scales, args.backend)
         summary = segment_cohort(predictor, items, args.output, progress=not args.quiet, quiet=args.quiet,
                                  overlays=not args.no_overlays, **options)  # fmt: skip
         if not args.quiet:
@@ -130,7 +140,7 @@ def run(args) -> int:
     if not source.exists():
         raise InfnetError(f"{source}: no such file or folder")
     check_output_dir(source, args.output)
-    predictor = load_predictor(model, args.infection_model, tta=args.tta, tta_scales=args.tta_scales)
+    predictor = load_predictor(model, args.infection_model, args.tta, args.tta_scales, args.backend)
     result = segment_file(predictor, source, progress=not args.quiet, **options)
     write_outputs(result, args.output, overlays=not args.no_overlays, dicom_seg=args.dicom_seg)
     if not args.quiet:

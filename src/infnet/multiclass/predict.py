@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infnet.backends import Net, make_net, resolve_backend
 from infnet.errors import InfnetError
 from infnet.inference import Segmenter, checked_scales, checked_temperature, is_multiclass, tta_logits
 from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
@@ -26,7 +27,9 @@ class MultiClassSegmenter:
     checkpoint's, else 1) scales the logits before the softmax; the most likely class does not change
     (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the logits, ``tta_scales``
     averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection model the same
-    settings).
+    settings). ``backend`` as in ``Segmenter``; a model fed at each slice's own size (``input_size`` 0: the density
+    split, a few blurs and a logistic regression, milliseconds per slice) always runs in torch, since its sizes are
+    arbitrary and a traced graph would freeze its size-dependent padding.
     """
 
     classes: tuple[str, ...] = ("ggo", "consolidation")
@@ -44,6 +47,7 @@ class MultiClassSegmenter:
         tta: bool = False,
         tta_scales: Iterable[float] | None = None,
         soft_prior: bool | None = None,
+        backend: str | None = "auto",
     ):
         cfg = getattr(model, "config", None)
         if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
@@ -51,6 +55,8 @@ class MultiClassSegmenter:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.infection = infection
+        self.backend = resolve_backend(backend, self.device) if input_size else "torch"
+        self._net: Net | None = None
         self.name = name
         self.input_size = int(input_size)
         self.batch_size = batch_size
@@ -62,6 +68,19 @@ class MultiClassSegmenter:
         if soft_prior is None:
             soft_prior = bool(getattr(model, "checkpoint_meta", {}).get("soft_prior", False))
         self.soft_prior = soft_prior
+
+    @property
+    def net(self) -> Net:
+        """The multi-class network's logits function for the backend (built once, on first use)."""
+        if self._net is None:
+            self._net = make_net(self.model, self.backend, self.input_size)
+        return self._net
+
+    def prepare(self) -> MultiClassSegmenter:
+        """Build both backends now (infection model and multi-class model)."""
+        self.infection.prepare()
+        _ = self.net
+        return self
 
     @classmethod
     def from_pretrained(
@@ -85,11 +104,13 @@ class MultiClassSegmenter:
             if not path.is_file():
                 raise InfnetError(f"{path}: model file not found")
             model = load_checkpoint(path)
+            model.weights_sha256 = weights.sha256_file(path)  # the ONNX cache key
             size = model.checkpoint_meta.get("input_size", 352)
             name = path.stem
         if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
-        tta = dict(tta=kw.get("tta", False), tta_scales=kw.get("tta_scales"))  # the prior gets the same TTA
+        # the prior gets the same TTA and backend
+        tta = dict(tta=kw.get("tta", False), tta_scales=kw.get("tta_scales"), backend=kw.get("backend", "auto"))
         if kw.get("soft_prior") is None:
             kw["soft_prior"] = bool(model.checkpoint_meta.get("soft_prior", False))
         soft = kw["soft_prior"]
@@ -131,7 +152,7 @@ class MultiClassSegmenter:
         pairs = zip(slices, priors, strict=True)
         inputs = [to_input(s, p, size, self.mean, self.std, self.soft_prior) for s, p in pairs]
         batches = [torch.stack(inputs)] if size else [x[None] for x in inputs]
-        logits = [lg for b in batches for lg in tta_logits(self.model, b.to(self.device), self.tta_scales, self.tta)]
+        logits = [lg for b in batches for lg in tta_logits(self.net, b.to(self.device), self.tta_scales, self.tta)]
         out = []
         for s, lg in zip(slices, logits, strict=True):
             lg = F.interpolate(lg[None], size=s.shape, mode="bilinear", align_corners=False)
