@@ -21,8 +21,8 @@ from infnet.models.registry import save_checkpoint
 
 METRIC_FIELDS = ["epoch", "lr", "train_loss", "val_dice", "seconds"]
 # Config fields checked before a run starts (when the config has them): > 0, or >= 0.
-POSITIVE = ("epochs", "batch_size", "train_size", "lr", "clip", "decay_rate")
-NON_NEGATIVE = ("decay_epoch", "num_workers", "negatives_per_epoch", "rotate", "gt_prior_rate")
+POSITIVE = ("epochs", "batch_size", "train_size", "clip")
+NON_NEGATIVE = ("lr", "decay_rate", "decay_epoch", "num_workers", "negatives_per_epoch", "rotate", "gt_prior_rate")
 
 
 def check_config(cfg) -> None:
