@@ -15,7 +15,8 @@ from infnet.cli import main
 from infnet.errors import InfnetError
 from infnet.inference import Segmenter
 from infnet.models import create_model, load_checkpoint, save_checkpoint
-from infnet.models.ensemble import ENSEMBLE, build_ensemble, write_ensemble_run
+from infnet.models.ensemble import ENSEMBLE, build_ensemble
+from infnet.training.ensemble_run import write_ensemble_run
 
 
 def _tiny(path, seed: int, name: str = "infnet-effl0", size: int = 64, rows: int = 0):

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from infnet.models.ensemble import write_ensemble_run
+    from infnet.training.ensemble_run import write_ensemble_run
 
     path = write_ensemble_run(args.members, args.out, data=args.data)
     print(f"ensemble of {len(args.members)} written to {path}")

@@ -11,7 +11,6 @@ ensemble carries as one model (:mod:`infnet.calibration`). It is built from chec
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from infnet.errors import InfnetError
-from infnet.models.registry import create_model, list_models, load_checkpoint, register_model, save_checkpoint
+from infnet.models.registry import create_model, list_models, load_checkpoint, register_model
 
 ENSEMBLE = "ensemble"  # the registered architecture name
 BUILD_ENSEMBLE = "infnet ensemble"  # how one is made
@@ -99,74 +98,3 @@ def build_ensemble(checkpoints: list[str | Path]) -> tuple[Ensemble, dict]:
     extra = {k: metas[0][k] for k in SHARED_META if metas[0].get(k) is not None}
     extra["members"] = [str(p) for p in checkpoints]
     return ensemble.eval(), extra
-
-
-def write_ensemble_run(checkpoints: list[str | Path], out_dir: str | Path, data: str | Path | None = None) -> Path:
-    """Build an ensemble into a new run folder: ``best.safetensors``, ``config.json``, ``metrics.csv``.
-
-    There is no ``last.safetensors``: nothing is trained, so there is no epoch to choose. ``metrics.csv`` holds
-    the members' training rows (column ``member``), so training time adds up; ``config.json`` lists the members
-    and their seeds. The checkpoint records the ensemble's Dice on the 5 validation slices when the dataset is
-    found (``data``, or the default location), as a trainer's does. Returns the checkpoint path.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InfnetError(f"{out_dir}: output folder exists and is not empty; choose a new one")
-    model, extra = build_ensemble(checkpoints)
-    val_dice = _val_dice(model, extra.get("input_size", 352), data) if extra.get("task", "binary") == "binary" else None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, out_dir / "best.safetensors", extra={**extra, "epoch": None, "val_dice": val_dice})
-    config = {"model": ENSEMBLE, **model.config.to_dict(), "members": extra["members"]}
-    config["member_seeds"] = [_run_config(p).get("seed") for p in checkpoints]
-    if "input_size" in extra:
-        config["train_size"] = extra["input_size"]
-    from infnet.io.images import atomic_write_text
-
-    atomic_write_text(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
-    atomic_write_text(out_dir / "metrics.csv", _member_rows(checkpoints))
-    return out_dir / "best.safetensors"
-
-
-def _val_dice(model: Ensemble, size: int, data) -> float | None:
-    """Dice at 0.5 on the default validation split, as the trainer measures it; None without the dataset."""
-    from infnet.data import semiseg
-    from infnet.data.dataset import SliceDataset
-    from infnet.training.config import TrainConfig
-    from infnet.training.trainer import resolve_data, validate
-
-    root = Path(data) if data is not None else semiseg.find_dataset(required=False)
-    if root is None:
-        return None
-    # the trainer's own validation split (TrainConfig's default val_split)
-    val = SliceDataset(**resolve_data(TrainConfig(data=str(root)))["val"], size=size, mean=model.mean, std=model.std)
-    score = validate(model, val, torch.device("cpu"))
-    model.eval()  # validate() leaves models in training mode
-    return round(score, 4)
-
-
-def _run_config(checkpoint: str | Path) -> dict:
-    """The training config.json next to a member checkpoint, or {}."""
-    path = Path(checkpoint).parent / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _member_rows(checkpoints: list[str | Path]) -> str:
-    """The members' metrics.csv rows (from each checkpoint's folder) with a ``member`` column; header only if none."""
-    import csv
-    import io
-
-    rows = []
-    for i, path in enumerate(checkpoints):
-        csv_path = Path(path).parent / "metrics.csv"
-        if csv_path.is_file():
-            with open(csv_path) as fh:
-                rows += [{"member": i, **r} for r in csv.DictReader(fh)]
-    fields = list(dict.fromkeys(k for r in rows for k in r)) or ["member", "epoch", "seconds"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()

@@ -284,7 +284,9 @@ def segment_volume(
     settings = {
         "intensity": mode,
         "window": {"level": WINDOW_LEVEL, "width": WINDOW_WIDTH,
-                   "source": "estimated from COVID-SemiSeg training JPG histograms"} if mode == "hu" else None,
+                   "source": "the training slices' window (estimated from COVID-SemiSeg JPG histograms); models "
+                             "trained with --presentation also take lung windows of level -700..-400, width "
+                             "1000..1600 HU"} if mode == "hu" else None,
         "lung_mask": method, "threshold": threshold, "input_size": input_size, "margin_mm": margin_mm,
         "orientation": "axial slices transposed to the training orientation (rows right->left, cols A->P)",
         **predictor_settings(predictor),
