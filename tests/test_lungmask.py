@@ -84,7 +84,6 @@ def test_real_ct_lungs(tmp_path, ct_samples):
 
 def test_intensity_mask_2d_on_bundled_slice():
     from infnet.io.images import read_gray
-
     from infnet.scan.slices2d import lung_mask_2d
 
     img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
