@@ -199,3 +199,9 @@ def test_output_folder_must_not_be_input(tmp_path):
     with pytest.raises(InfnetError, match="inside it"):
         check_output_dir(tmp_path / "in", tmp_path / "in")
     assert check_output_dir(tmp_path / "in", tmp_path / "out") == (tmp_path / "out").resolve()
+
+
+def test_dicom_seg_files_beside_a_series_are_not_taken_for_it(ct_samples):
+    """dcmqi/ holds two DICOM SEG files at its root and the CT they reference in ct-3slice/."""
+    vol = read_scan(ct_samples / "dcmqi")
+    assert vol.array.shape == (3, 512, 512) and vol.format == "dicom-series"

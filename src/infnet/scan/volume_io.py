@@ -254,9 +254,25 @@ def _series_in(folder: Path) -> list[tuple[Path, str, list[str]]]:
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
         for sid in ids:
             files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
-            if files:
+            if files and not _is_non_image_object(files[0]):
                 out.append((folder, sid, list(files)))
     return out
+
+
+# SOP classes that hold no CT slices: segmentations, spatial registrations, structured reports, RT objects.
+_NON_IMAGE_SOP_PREFIXES = ("1.2.840.10008.5.1.4.1.1.66", "1.2.840.10008.5.1.4.1.1.88", "1.2.840.10008.5.1.4.1.1.481.3",
+                           "1.2.840.10008.5.1.4.1.1.11")  # fmt: skip
+
+
+def _is_non_image_object(path: str) -> bool:
+    """A DICOM SEG, SR, RT structure set or presentation state next to the slices (e.g. infnet's own seg.dcm)."""
+    try:
+        import pydicom
+
+        sop = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"]).get("SOPClassUID", ""))
+    except Exception:  # noqa: BLE001 - unreadable here means: let the series reader decide
+        return False
+    return sop.startswith(_NON_IMAGE_SOP_PREFIXES)
 
 
 def read_dicom_series(folder: str | os.PathLike) -> Volume:
