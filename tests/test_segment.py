@@ -160,14 +160,16 @@ def test_cli_segment_ok_and_quiet(phantom, tmp_path, fake, capsys):
 def test_cli_segment_tta_reaches_the_predictor(phantom, tmp_path, monkeypatch):
     seen = {}
 
-    def load(model, infection_model=None, tta=False, tta_scales=None):
-        seen.update(tta=tta, tta_scales=tta_scales)
+    def load(model, infection_model=None, tta=False, tta_scales=None, backend="auto"):
+        seen.update(tta=tta, tta_scales=tta_scales, backend=backend)
         return FakePredictor()
 
     monkeypatch.setattr("infnet.cli.segment.load_predictor", load)
     out = str(tmp_path / "t")
     assert main(["segment", str(phantom), "-o", out, "--tta", "--tta-scales", "0.75", "1", "--quiet"]) == 0
-    assert seen == {"tta": True, "tta_scales": [0.75, 1.0]}
+    assert seen == {"tta": True, "tta_scales": [0.75, 1.0], "backend": "auto"}
+    assert main(["segment", str(phantom), "-o", out + "2", "--backend", "torch", "--quiet"]) == 0
+    assert seen["backend"] == "torch"
 
 
 def _dicom_with_modality(root, dest, modality):

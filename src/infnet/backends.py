@@ -118,8 +118,13 @@ def export_onnx(model: nn.Module, size: int = 352, meta: dict[str, str] | None =
     return proto.SerializeToString()
 
 
-def session_options(threads: int | None = None, level: str = "all"):
-    """ORT session options: ``threads`` intra-op threads (default: torch's count, so one setting rules both)."""
+def session_options(threads: int | None = None, level: str = "all", spin: bool = False):
+    """ORT session options: ``threads`` intra-op threads (default: torch's count, so one setting rules both).
+
+    ``spin`` off by default: ORT's idle threads otherwise busy-wait after each run, taking the cores from the
+    pre/post-processing between runs and from other processes; on this shared 2-core machine turning it off
+    measured 1.8x faster under load (benchmarks/bench_fast.py).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -129,6 +134,8 @@ def session_options(threads: int | None = None, level: str = "all"):
     opts.graph_optimization_level = levels[level]
     opts.intra_op_num_threads = int(threads or torch.get_num_threads())
     opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # errors only: ORT warns about unused initialisers of the traced graph
     return opts
 

@@ -122,8 +122,7 @@ class Segmenter:
         for s in slices:
             if s.dtype != np.uint8:
                 raise ValueError(f"expected uint8 slices (8-bit CT in training appearance), got {s.dtype}")
-        batch = torch.stack([to_tensor_image(s, self.input_size, self.mean, self.std) for s in slices])
-        batch = batch.to(self.device)
+        batch = self._inputs(slices).to(self.device)
         if self.backend == "torch":
             batch = batch.contiguous(memory_format=torch.channels_last)
         logits = tta_logits(self.net, batch, self.tta_scales, flip=self.tta)
@@ -132,8 +131,20 @@ class Segmenter:
             return self._probs(logits, sizes.pop())
         return [self._probs(lg[None], s.shape)[0] for lg, s in zip(logits, slices, strict=True)]
 
+    def _inputs(self, slices: list[np.ndarray]) -> torch.Tensor:
+        """Normalised (N,3,S,S) network input, as :func:`to_tensor_image` per slice but vectorised over the batch."""
+        if len({s.shape for s in slices}) > 1:
+            return torch.stack([to_tensor_image(s, self.input_size, self.mean, self.std) for s in slices])
+        t = torch.from_numpy(np.stack(slices)).float().div_(255.0)[:, None]
+        if t.shape[-2:] != (self.input_size, self.input_size):  # bilinear at scale 1 is the identity: skipped
+            t = F.interpolate(t, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        m = torch.tensor(self.mean, dtype=t.dtype).view(1, 3, 1, 1)
+        s = torch.tensor(self.std, dtype=t.dtype).view(1, 3, 1, 1)
+        return (t - m) / s
+
     def _probs(self, logits: torch.Tensor, size: tuple[int, ...]) -> np.ndarray:
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        if tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
         return torch.sigmoid(logits * self.temperature).cpu().numpy()
 
     def predict(self, image: np.ndarray, threshold: float = 0.5) -> np.ndarray:

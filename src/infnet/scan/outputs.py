@@ -12,6 +12,7 @@ a temporary file and a rename.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,7 @@ def write_outputs(
             result.notes.append(f"no DICOM SEG written: {problem}")
             seg = False
     out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
     files: dict[str, str] = {}
     if result.is_volume:
         geom = result.scan.geometry
@@ -106,6 +108,7 @@ def write_outputs(
             files["lungs"] = "lungs/"
         if result.probabilities is not None:
             files["probabilities"] = "probabilities/"
+    result.timings["write"] = time.perf_counter() - t  # masks and volumes; the report itself comes after
     if report:
         write_report(result, out, files, overlays=overlays, dicom=identity)
     return files
