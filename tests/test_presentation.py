@@ -71,3 +71,14 @@ def test_random_presentation_returns_matching_mask(seed):
     grey, (m,) = PresentationAugment()(hu, [mask], rng)
     assert grey.dtype == np.uint8 and grey.shape == m.shape
     assert (m > 127).sum() == 60  # geometry only moves or pastes the mask, or crops at most 8 % per side
+
+
+def test_window_extremes_pick_range_ends():
+    from infnet.data.presentation import LEVEL_RANGE, WIDTH_RANGE
+
+    hu = np.full((40, 40), -850.0, np.float32)
+    aug = PresentationAugment(p_window=1.0, p_window_extremes=1.0, p_gamma=0, p_fov=0, p_crop=0, dihedral=False)
+    allowed = {int(window_to_uint8(np.array([-850.0]), lv, w)[0]) for lv in LEVEL_RANGE for w in WIDTH_RANGE}
+    rng = np.random.default_rng(0)
+    seen = {int(aug(hu, [], rng)[0][0, 0]) for _ in range(40)}
+    assert seen == allowed  # all four corners, nothing else

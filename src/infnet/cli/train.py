@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="robust presentation: all 8 flips/rotations, lung windows, full field of view, tighter crops",
     )
+    p.add_argument("--window-extremes", type=float, default=d.window_extremes, metavar="P",
+                   help="with --presentation: share of random windows at the ends of the level/width ranges")
     p.add_argument("--negatives", nargs="+", default=[], metavar="SCAN", help="CT volumes (HU) without infection")
     p.add_argument("--negatives-per-epoch", type=int, default=d.negatives_per_epoch, metavar="N")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         rates=list(args.rates),
         augment=args.augment,
         presentation=args.presentation,
+        window_extremes=args.window_extremes,
         negatives=list(args.negatives),
         negatives_per_epoch=args.negatives_per_epoch,
         seed=args.seed,

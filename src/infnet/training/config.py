@@ -40,6 +40,7 @@ class TrainConfig:
     # lung windows, synthetic full field of view and tighter crops; validation is then the mean Dice over
     # fixed views (infnet.data.presentation.VALIDATION_VIEWS).
     presentation: bool = False
+    window_extremes: float = 0.0  # share of the random windows set at the ends of the level/width ranges
     # Healthy-lung negatives: HU volumes (NIfTI/NRRD/MHA/DICOM folder) whose lung slices train with an empty
     # mask, ``negatives_per_epoch`` of them drawn each epoch (lung-box crops as the scan pipeline makes them,
     # and whole slices).

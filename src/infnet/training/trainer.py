@@ -75,7 +75,7 @@ def build_datasets(cfg: TrainConfig, data: dict, mean, std) -> tuple[torch.utils
     """
     if bool(cfg.negatives) != (cfg.negatives_per_epoch > 0):
         raise InfnetError("--negatives and --negatives-per-epoch N (N > 0) go together")
-    presentation = PresentationAugment() if cfg.presentation else None
+    presentation = PresentationAugment(p_window_extremes=cfg.window_extremes) if cfg.presentation else None
     size, aug = cfg.train_size, cfg.augment
     train_set = SliceDataset(**data["train"], size=size, mean=mean, std=std, augment=aug, presentation=presentation)
     if cfg.negatives:
