@@ -105,3 +105,12 @@ def test_real_copd_thorax_matches_its_reference_lung_mask(ct_samples):
     dice = 2 * ((lungs > 0) & ref).sum() / ((lungs > 0).sum() + ref.sum())
     assert notes == [] and dice > 0.97
     assert (lungs == RIGHT).sum() > 0.4 * ref.sum() and (lungs == LEFT).sum() > 0.4 * ref.sum()
+
+
+def test_colon_gas_is_not_taken_for_emphysematous_lung(ct_samples):
+    """TotalSegmentator's abdomen CT: its lungs are the top slices (its lobe map: 101-111); 783 mL of colon gas
+    (median -943 HU) lower down must not pass as emphysema."""
+    scan = read_scan(ct_samples / "totalsegmentator" / "example_ct.nii.gz")
+    lungs, _ = _mask(scan.array, scan.geometry.spacing3(), scan.geometry.direction3())
+    z = np.flatnonzero(lungs.any(axis=(1, 2)))
+    assert z.min() >= 95 and 50 < (lungs > 0).sum() * scan.geometry.voxel_ml < 200

@@ -8,7 +8,7 @@ Volume method (on the training-oriented view, see :func:`infnet.scan.preprocess.
    which lung parenchyma is but room air (about -1000) is not: that keeps lungs cut by a small field of view;
    thin border regions without a core (the gap between body and table, blurred to -900 HU) are outside;
 3. 3D connected components: drop pure-air ones (bowel and stomach gas: median below -960 HU, or below -910 HU
-   for regions under 500 mL; emphysematous lungs have medians of -920 to -950 HU but are large), keep at most
+   for regions under 1500 mL; emphysematous lungs have medians of -920 to -950 HU but are large), keep at most
    the two largest, each at least 20 mL (less for scans under 5 cm long) and 15% of the largest; when the
    largest is enclosed by the body (a full field of view), none that touches the image border in most of its
    slices (a foam pad under the patient reads -900 HU, like lung); small,
@@ -38,7 +38,9 @@ OUTSIDE_AIR_MEDIAN_HU = -950.0
 MIN_LUNG_ML = 20.0
 GAS_MEDIAN_HU = -910.0
 PURE_AIR_MEDIAN_HU = -960.0
-EMPHYSEMA_MIN_ML = 500.0  # a region this large with a median of -960..-910 HU is emphysematous lung, not gas
+# A region this large with a median of -960..-910 HU is emphysematous lung, not gas (colon gas: 783 mL in
+# TotalSegmentator's example_ct; the COPDGene lungs of ct-64: 4585 mL).
+EMPHYSEMA_MIN_ML = 1500.0
 CLOSING_MM = 6.0
 RIGHT, LEFT = 1, 2
 
