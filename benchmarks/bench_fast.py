@@ -9,9 +9,8 @@ Variants: torch channels_last (the torch backend), ORT fp32 at each graph optimi
 threads, thread spinning on, batch 1/4/8/16, int8 static QDQ quantisation (per-channel, calibrated on 16 *training*
 slices), int8 dynamic quantisation, fp16, and smaller input sizes. A variant is *kept* only if it is faster than ORT
 fp32 and its Dice@0.5 (mean over the 48 test slices, through the same pre/post-processing as ``Segmenter``) stays
-within 0.005 of torch fp32. The official
-Inf-Net reference (Res2Net-50, as it ships, CPU) measured 2.52 slices/s in one process on this machine (issue 18);
-the target is the public API at >= 8x that, i.e. >= 20.2 slices/s.
+within 0.005 of torch fp32. The official Inf-Net reference (Res2Net-50, as it ships, CPU) measured 2.52 slices/s in
+one process on this machine (issue 18); the target is the public API at >= 8x that, i.e. >= 20.2 slices/s.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from infnet.data.semiseg import find_dataset
 from infnet.inference import Segmenter
 from infnet.io.images import list_images, read_gray
 from infnet.metrics.standard import confusion, dice_from_counts
-from infnet.models import weights
+from infnet.models import registry, weights
 
 OFFICIAL_SLICES_S = 2.52  # official Inf-Net code (Res2Net-50) on this machine, issue 18
 TARGET_FACTOR = 8
@@ -113,7 +112,7 @@ def main(argv=None) -> int:
     root = find_dataset(required=True)
     test_imgs, test_gts = load_split(root, "Test")
     train_imgs, _ = load_split(root, "Train")
-    model = weights.load_bundled(args.model)
+    model = registry.load_bundled(args.model)
     size = int(model.bundled_entry.get("input_size", 352))
     mean, std = tuple(model.mean), tuple(model.std)
     load = os.getloadavg()[0]
