@@ -11,7 +11,7 @@ from infnet.data.dataset import to_tensor_image
 from infnet.errors import InfnetError
 from infnet.inference import Segmenter, tta_logits
 from infnet.io.images import list_images, read_gray
-from infnet.models import weights
+from infnet.models import registry, weights
 
 pytest.importorskip("onnxruntime")
 
@@ -28,7 +28,7 @@ def test_slices(semiseg_root):
 
 
 def _pair(name: str) -> tuple[Segmenter, Segmenter]:
-    model = weights.load_bundled(name)
+    model = registry.load_bundled(name)
     size = model.bundled_entry["input_size"]
     return Segmenter(model, name, size, backend="torch"), Segmenter(model, name, size, backend="onnx")
 
@@ -49,7 +49,7 @@ def test_binary_models_equal_torch(name, test_slices):
 
 
 def test_tta_and_temperature_around_ort(test_slices):
-    model = weights.load_bundled(BINARY[0])
+    model = registry.load_bundled(BINARY[0])
     kw = dict(input_size=352, tta=True, tta_scales=(0.75, 1.0, 1.25), temperature=2.0)
     a = Segmenter(model, backend="torch", **kw).predict_proba(test_slices[:2])
     b = Segmenter(model, backend="onnx", **kw).predict_proba(test_slices[:2])

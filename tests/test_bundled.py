@@ -10,7 +10,7 @@ import pytest
 from infnet.errors import InfnetError
 from infnet.inference import Segmenter
 from infnet.io.images import read_gray, read_label
-from infnet.models import weights
+from infnet.models import registry, weights
 
 
 @pytest.mark.parametrize("name", weights.list_bundled())
@@ -50,10 +50,10 @@ def test_tampered_weights_are_refused(tmp_path, monkeypatch):
         fh.write(b"\x00" * 8)
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(InfnetError, match="does not match the registry"):
-        weights.load_bundled(weights.DEFAULT_MODEL)
+        registry.load_bundled(weights.DEFAULT_MODEL)
     copy.unlink()
     with pytest.raises(InfnetError, match="bundled weights file missing"):
-        weights.load_bundled(weights.DEFAULT_MODEL)
+        registry.load_bundled(weights.DEFAULT_MODEL)
 
 
 def test_bundled_model_segments_real_test_slices(semiseg_root):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from infnet.errors import InfnetError
+from infnet.models import weights as bundled
 from infnet.models.infnet import InfNet, InfNetConfig
 
 # Optional model families register themselves on import (see the end of this module).
@@ -72,16 +73,22 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
     (same as ``encoder_weights='imagenet'``); bundled model names always load their trained weights.
     Unknown names raise :class:`InfnetError` listing the choices.
     """
-    from infnet.models import weights as bundled
-
     if name in bundled.list_bundled():
-        return bundled.load_bundled(name)
+        return load_bundled(name)
     if name not in _ARCHS:
         choices = ", ".join(list_models(include_ablations=False) + bundled.list_bundled())
         raise InfnetError(f"unknown model '{name}'; choose from: {choices} (ablations: <arch>-no1..no5)")
     kwargs.setdefault("encoder_weights", "imagenet" if pretrained else None)
     model = _ARCHS[name](**kwargs)
     model.arch_name = name
+    return model
+
+
+def load_bundled(name: str) -> nn.Module:
+    """Load a bundled trained model after checking its file's sha256 against the registry."""
+    path, entry = bundled.verified_file(name)
+    model = load_checkpoint(path, expect_arch=entry["arch"])
+    model.bundled_entry = entry
     return model
 
 

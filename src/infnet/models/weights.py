@@ -1,4 +1,7 @@
-"""Bundled trained weights: safetensors files in ``infnet/weights`` plus a JSON registry entry each."""
+"""Bundled trained weights: safetensors files in ``infnet/weights`` plus a JSON registry entry each.
+
+The files and their entries only; :func:`infnet.models.registry.load_bundled` builds the model.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-
-from torch import nn
 
 from infnet.errors import InfnetError
 
@@ -46,10 +47,11 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load_bundled(name: str) -> nn.Module:
-    """Load a bundled model after checking the file's sha256 against the registry."""
-    from infnet.models.registry import load_checkpoint
+def verified_file(name: str) -> tuple[Path, dict]:
+    """The weights file of bundled model ``name`` and its registry entry, after checking its sha256.
 
+    Loading it into a model is :func:`infnet.models.registry.load_bundled` (this module only knows the files).
+    """
     entry = bundled_entry(name)
     path = WEIGHTS_DIR / entry["file"]
     if not path.is_file():
@@ -57,6 +59,4 @@ def load_bundled(name: str) -> nn.Module:
     digest = sha256_file(path)
     if digest != entry["sha256"]:
         raise InfnetError(f"{path}: sha256 {digest[:12]}... does not match the registry ({entry['sha256'][:12]}...)")
-    model = load_checkpoint(path, expect_arch=entry["arch"])
-    model.bundled_entry = entry
-    return model
+    return path, entry

@@ -12,12 +12,19 @@ from torch import nn
 
 from infnet.backends import Net, make_net, resolve_backend
 from infnet.errors import InfnetError
-from infnet.inference import Segmenter, checked_scales, checked_temperature, is_multiclass, tta_logits
 from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
+from infnet.predictor import (
+    SliceSegmenter,
+    checked_scales,
+    checked_temperature,
+    is_multiclass,
+    load_weights,
+    tta_logits,
+)
 
 
 class MultiClassSegmenter:
-    """Predictor for GGO and consolidation, following the :class:`~infnet.inference.Segmenter` contract.
+    """Predictor for GGO and consolidation (the :class:`~infnet.predictor.SlicePredictor` protocol).
 
     ``predict_proba`` takes uint8 slices (N,H,W) and returns float32 (N,2,H,W): softmax probabilities of
     ground-glass opacity and consolidation at the input's size. The prior is the infection model's prediction
@@ -26,10 +33,10 @@ class MultiClassSegmenter:
     ``input_size`` 0 feeds each slice at its own size (the density split). ``temperature`` (default: the
     checkpoint's, else 1) scales the logits before the softmax; the most likely class does not change
     (:mod:`infnet.calibration`). ``tta`` mirrors the slice left-right and averages the logits, ``tta_scales``
-    averages over input sizes as in ``Segmenter`` (``from_pretrained`` gives the infection model the same
-    settings). ``backend`` as in ``Segmenter``; a model fed at each slice's own size (``input_size`` 0: the density
-    split, a few blurs and a logistic regression, milliseconds per slice) always runs in torch, since its sizes are
-    arbitrary and a traced graph would freeze its size-dependent padding.
+    averages over input sizes as in ``SliceSegmenter`` (``from_pretrained`` gives the infection model the same
+    settings). ``backend`` as in ``SliceSegmenter``; a model fed at each slice's own size (``input_size`` 0: the
+    density split, a few blurs and a logistic regression, milliseconds per slice) always runs in torch, since its
+    sizes are arbitrary and a traced graph would freeze its size-dependent padding.
     """
 
     classes: tuple[str, ...] = ("ggo", "consolidation")
@@ -37,7 +44,7 @@ class MultiClassSegmenter:
     def __init__(
         self,
         model: nn.Module,
-        infection: Segmenter,
+        infection: SliceSegmenter,
         name: str = "multiclass",
         input_size: int = 352,
         device=None,
@@ -91,22 +98,8 @@ class MultiClassSegmenter:
         ``infection_model``: bundled name or checkpoint; default: the one named in the bundled model's registry
         entry, else the bundled default binary model.
         """
-        from infnet.models import weights
-        from infnet.models.registry import load_checkpoint
-
-        name = str(model_path)
-        if name in weights.list_bundled():
-            model = weights.load_bundled(name)
-            size = model.bundled_entry.get("input_size", 352)
-            infection_model = infection_model or model.bundled_entry.get("infection_model")
-        else:
-            path = Path(name)
-            if not path.is_file():
-                raise InfnetError(f"{path}: model file not found")
-            model = load_checkpoint(path)
-            model.weights_sha256 = weights.sha256_file(path)  # the ONNX cache key
-            size = model.checkpoint_meta.get("input_size", 352)
-            name = path.stem
+        model, name, size = load_weights(model_path, task="multiclass")
+        infection_model = infection_model or getattr(model, "bundled_entry", {}).get("infection_model")
         if is_multiclass(infection_model):
             raise InfnetError(f"{infection_model}: the infection model must be a binary infection model")
         # the prior gets the same TTA and backend
@@ -115,7 +108,9 @@ class MultiClassSegmenter:
             kw["soft_prior"] = bool(model.checkpoint_meta.get("soft_prior", False))
         soft = kw["soft_prior"]
         # Soft priors were trained on raw (T = 1) probability maps; a bundled model's sharpening would change them.
-        infection = Segmenter.from_pretrained(infection_model, device=device, temperature=1.0 if soft else None, **tta)
+        infection = SliceSegmenter.from_pretrained(
+            infection_model, device=device, temperature=1.0 if soft else None, **tta
+        )
         name = f"{name}+{infection.name}"
         return cls(model, infection, name=name, input_size=size, device=device, **kw)
 

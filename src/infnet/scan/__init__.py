@@ -14,8 +14,8 @@ __all__ = ["SegmentationResult", "SlicePredictor", "find_ct_samples", "read_scan
            "segment_file", "write_outputs"]  # fmt: skip
 
 _WHERE = {
-    "SegmentationResult": "infnet.scan.pipeline",
-    "SlicePredictor": "infnet.scan.pipeline",
+    "SegmentationResult": "infnet.scan.result",
+    "SlicePredictor": "infnet.predictor",
     "segment_file": "infnet.scan.pipeline",
     "write_outputs": "infnet.scan.outputs",
     "segment_cohort": "infnet.scan.cohort",

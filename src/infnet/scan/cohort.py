@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 from infnet.errors import InfnetError
+from infnet.predictor import SlicePredictor
 from infnet.scan.outputs import check_output_dir, write_outputs
-from infnet.scan.pipeline import SlicePredictor, segment_file
+from infnet.scan.pipeline import segment_file
 
 MANIFEST = "manifest.jsonl"
 

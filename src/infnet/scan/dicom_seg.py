@@ -20,7 +20,7 @@ from infnet.errors import InfnetError
 from infnet.scan.volume_io import Volume
 
 if TYPE_CHECKING:
-    from infnet.scan.pipeline import SegmentationResult
+    from infnet.scan.result import SegmentationResult
 
 DICOM_FORMATS = ("dicom-series", "dicom-file")
 SEG_FILE = "seg.dcm"

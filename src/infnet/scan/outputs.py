@@ -33,7 +33,7 @@ from infnet.scan.report import write_report
 from infnet.scan.volume_io import write_label_png, write_volume_like
 
 if TYPE_CHECKING:
-    from infnet.scan.pipeline import SegmentationResult
+    from infnet.scan.result import SegmentationResult
 
 
 def check_output_dir(source: str | os.PathLike, outdir: str | os.PathLike) -> Path:

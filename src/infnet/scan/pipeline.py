@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from infnet.errors import InfnetError
+from infnet.predictor import SlicePredictor
 from infnet.scan import lungmask as lm
 from infnet.scan import slices2d as s2d
 from infnet.scan.lobes import load_lobes, measure_lobes
 from infnet.scan.measure import measure_slices, measure_volume
-from infnet.scan.outputs import check_output_dir, write_outputs
 from infnet.scan.preprocess import (
     CROP_MARGIN_MM,
     WINDOW_LEVEL,
@@ -36,59 +34,14 @@ from infnet.scan.preprocess import (
     view_spacing,
     window_to_uint8,
 )
+from infnet.scan.result import SegmentationResult
 from infnet.scan.volume_io import Geometry, SliceSet, Volume, read_scan
 from infnet.scan.zones import measure_zones, slice_positions_mm
 
 MIN_LUNG_AREA_MM2 = 100.0  # slices with less lung than 1 cm^2 are not sent to the model
 LUNG_METHODS = ("auto", "classical", "lungmask", "intensity", "none")
-__all__ = ["SegmentationResult", "SlicePredictor", "check_output_dir", "segment_array", "segment_file",
-           "segment_slices", "segment_volume", "write_outputs"]  # fmt: skip
-
-
-@runtime_checkable
-class SlicePredictor(Protocol):
-    """What the pipeline needs from a model (``infnet.inference.Segmenter`` provides it)."""
-
-    name: str
-    classes: tuple[str, ...]
-
-    def predict_proba(self, slices: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W) slices -> float32 (N, C, H, W) probabilities in [0, 1], C = len(classes)."""
-        ...
-
-
-@dataclass
-class SegmentationResult:
-    """Masks (in the input's layout) and measurements of one scan.
-
-    Volumes: ``mask``/``lungs`` are (z, y, x) uint8 arrays, ``probabilities`` (C, z, y, x) uint8 (p * 255).
-    2D inputs: lists with one (H, W) array (or (C, H, W)) per input slice.
-    Mask labels: 1 infection (binary models) or 1 + class index (multi-class); lungs: 1 right, 2 left.
-    """
-
-    source: Path
-    scan: Volume | SliceSet
-    model: str
-    classes: tuple[str, ...]
-    mask: np.ndarray | list[np.ndarray]
-    lungs: np.ndarray | list[np.ndarray]
-    probabilities: np.ndarray | list[np.ndarray] | None
-    measurements: dict
-    settings: dict
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    lobes: np.ndarray | None = None  # (z, y, x) uint8 lobe codes (infnet.scan.lobes.LOBES), when given
-
-    @property
-    def is_volume(self) -> bool:
-        return isinstance(self.scan, Volume)
-
-    @property
-    def infection_mask(self) -> np.ndarray | list[np.ndarray]:
-        """uint8 {0, 1}: any infection class (same layout as ``mask``)."""
-        if isinstance(self.mask, list):
-            return [(m > 0).astype(np.uint8) for m in self.mask]
-        return (self.mask > 0).astype(np.uint8)
+__all__ = ["SegmentationResult", "SlicePredictor", "segment_array", "segment_file", "segment_slices",
+           "segment_volume"]  # fmt: skip
 
 
 def segment_file(predictor: SlicePredictor, path: str | Path, **options) -> SegmentationResult:

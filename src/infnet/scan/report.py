@@ -19,7 +19,7 @@ from infnet.scan.viewer import viewer_html, viewer_payload
 from infnet.scan.zones import slice_positions_mm
 
 if TYPE_CHECKING:
-    from infnet.scan.pipeline import SegmentationResult
+    from infnet.scan.result import SegmentationResult
 
 DISCLAIMER = (
     "Research software, not a medical device: not for clinical diagnosis or treatment decisions. "

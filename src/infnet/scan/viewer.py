@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from infnet.scan.preprocess import WINDOW_LEVEL, WINDOW_WIDTH, axial_view, to_display, view_spacing
 
 if TYPE_CHECKING:
-    from infnet.scan.pipeline import SegmentationResult
+    from infnet.scan.result import SegmentationResult
 
 MAX_PX = 256
 JPEG_QUALITY = 90
