@@ -24,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from model_card import model_card  # scripts/model_card.py
+from model_card import model_card, render_tables  # scripts/model_card.py
 
 from infnet.data import semiseg
 from infnet.evaluate import evaluate_folders
@@ -270,19 +270,8 @@ def main(argv=None) -> int:
 
 
 def render_readme() -> None:
-    """Replace the README's model table (between markers) with the registry's."""
-    from infnet.models import weights
-    from infnet.models.catalog import bundled_table
-
-    weights._registry.cache_clear()
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- models:start -->", "<!-- models:end -->"
-    if start not in text:
-        return
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{bundled_table(markdown=True)}\n{end}{tail}")
+    """The README's model table and the full one in docs/results.md (``model_card.render_tables``)."""
+    render_tables()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Model cards (Markdown) rendered from a bundled model's registry entry; used by scripts/bundle_model.py."""
+"""Model cards and model tables (Markdown) rendered from the bundled models' registry entries.
+
+``python scripts/model_card.py`` rewrites every card (``src/infnet/weights/<name>.md``), the README's five-column
+model table and the full table in ``docs/results.md`` (between ``<!-- models:start -->`` / ``<!-- models:end -->``
+markers); ``scripts/bundle_model.py`` calls the same functions after bundling a model.
+"""
 
 from __future__ import annotations
 
@@ -163,8 +168,34 @@ weights. Research software: not a medical device, not for clinical diagnosis.
 """
 
 
+def _replace_between(path, table: str) -> None:
+    """Put ``table`` between the model markers of ``path`` (a file without the markers is left alone)."""
+    from infnet.io.images import atomic_write_text
+
+    start, end = "<!-- models:start -->", "<!-- models:end -->"
+    text = path.read_text() if path.is_file() else ""
+    if start not in text:
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(path, f"{head}{start}\n{table}\n{end}{tail}")
+
+
+def render_tables() -> None:
+    """The README's model table (five columns) and the full one in docs/results.md, from the registry."""
+    from pathlib import Path
+
+    from infnet.models import weights
+    from infnet.models.catalog import bundled_table, readme_table
+
+    weights._registry.cache_clear()
+    root = Path(__file__).resolve().parents[1]
+    _replace_between(root / "README.md", readme_table())
+    _replace_between(root / "docs" / "results.md", bundled_table(markdown=True))
+
+
 def render_all() -> None:
-    """Rewrite every bundled model's card from its registry entry (``python scripts/model_card.py``)."""
+    """Rewrite every bundled model's card and the model tables from the registry (``python scripts/model_card.py``)."""
     import json
 
     from infnet.io.images import atomic_write_text
@@ -172,6 +203,7 @@ def render_all() -> None:
 
     for e in json.loads(REGISTRY_FILE.read_text()):
         atomic_write_text(WEIGHTS_DIR / f"{e['name']}.md", model_card(e))
+    render_tables()
 
 
 if __name__ == "__main__":

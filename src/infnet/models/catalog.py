@@ -90,6 +90,52 @@ def bundled_table(markdown: bool = True) -> str:
     return "\n".join([fmt.format(*header)] + [fmt.format(*r) for r in rows])
 
 
+def _use(e: dict) -> str:
+    """What a bundled model is for: the registry's ``use`` when it has one, else read from its entry."""
+    if e.get("use"):
+        return e["use"]
+    name, arch, cfg = e["name"], e["arch"], e.get("config") or {}
+    if name == weights.DEFAULT_MODEL:
+        return "default: `infnet segment`, `predict`, `demo`"
+    if name == weights.DEFAULT_MULTICLASS_MODEL:
+        return "default of `infnet segment --multiclass`"
+    if arch == "ensemble":
+        return f"most accurate; {cfg.get('n', 3)} passes per slice"
+    prior = e.get("infection_model", "")
+    if arch == "density-split" and prior in weights.list_bundled():
+        if weights.bundled_entry(prior).get("arch") == "ensemble":
+            return "most accurate multi-class; ensemble prior, 3 passes per slice"
+        return f"multi-class, prior `{prior}`"
+    if e.get("task") == "multiclass":
+        return "the paper's infection-guided multi-class network"
+    if "semi" in name:
+        return "Semi-Inf-Net, best single model"
+    return "binary infection"
+
+
+def readme_table() -> str:
+    """The README's bundled-model table, five columns: name, task, use, test Dice@0.5, size.
+
+    The full table (temperature, both protocols) is :func:`bundled_table`; the model cards have everything.
+    """
+    names = weights.list_bundled()
+    if not names:
+        return "(no bundled models installed)"
+    lines = ["| model | task | use | test Dice@0.5 | size |", "|---|---|---|---|---|"]
+    for name in names:
+        e = weights.bundled_entry(name)
+        m = e.get("metrics", {})
+        if e.get("task") == "multiclass":
+            task = "GGO / consolidation"
+            dice = " / ".join(_fmt(m.get(c, {}).get("standard", {}).get("dice")) for c in CLASSES)
+        else:
+            task, dice = "infection", _fmt(m.get("standard", {}).get("dice"))
+        n = e.get("size_bytes", 0)
+        size = f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+        lines.append(f"| `{name}` | {task} | {_use(e)} | {dice} | {size} |")
+    return "\n".join(lines)
+
+
 def _megabytes(n: int) -> str:
     """Size in MB with one decimal, or enough digits to show a tiny file (a density split: 0.0006)."""
     return f"{n / 1e6:.1f}" if n >= 1e5 else f"{n / 1e6:.4f}"
