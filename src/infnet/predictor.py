@@ -35,7 +35,62 @@ class SlicePredictor(Protocol):
         ...
 
 
-class SliceSegmenter:
+class NetPredictor:
+    """What both slice predictors share: the model on its device, the backend net built once, the output
+    temperature and TTA settings, and batching of ``predict_proba`` over ``_forward`` (one batch of slices)."""
+
+    classes: tuple[str, ...] = ()
+
+    def _setup(
+        self, model: nn.Module, *, name: str, input_size: int, device, batch_size: int, temperature: float | None,
+        tta: bool, tta_scales: Iterable[float] | None, backend: str | None, channels_last: bool = False,
+    ) -> None:  # fmt: skip
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # input_size 0 (each slice at its own size) always runs in torch: a traced graph would freeze its sizes
+        self.backend = resolve_backend(backend, self.device) if input_size else "torch"
+        model = model.to(self.device).eval()
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.name = name
+        self.input_size = int(input_size)
+        self.batch_size = batch_size
+        self.mean, self.std = tuple(model.mean), tuple(model.std)
+        self.temperature = checked_temperature(temperature, model)
+        self.tta = bool(tta)
+        self.tta_scales = checked_scales(tta_scales)
+        self._net: Net | None = None
+
+    @property
+    def net(self) -> Net:
+        """The network's logits function for the chosen backend (built once, on first use)."""
+        if self._net is None:
+            self._net = make_net(self.model, self.backend, self.input_size)
+        return self._net
+
+    def prepare(self):
+        """Build the backend now (the ONNX export or cache read happens here instead of at the first slice)."""
+        _ = self.net
+        return self
+
+    def _forward(self, slices: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def predict_proba(self, slices: np.ndarray | Iterable[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """Probabilities for uint8 slices: (N,H,W) -> float32 (N,C,H,W); a list of (H,W) -> list of (C,H,W)."""
+        if isinstance(slices, np.ndarray):
+            if slices.ndim != 3:
+                raise ValueError(f"expected (N,H,W) slices, got shape {slices.shape}")
+            out = np.empty((len(slices), len(self.classes), *slices.shape[1:]), dtype=np.float32)
+            for i in range(0, len(slices), self.batch_size):
+                chunk = list(slices[i : i + self.batch_size])
+                probs = self._forward(chunk)
+                out[i : i + len(chunk)] = probs if isinstance(probs, np.ndarray) else np.stack(probs)
+            return out
+        items = list(slices)
+        return [p for i in range(0, len(items), self.batch_size) for p in self._forward(items[i : i + self.batch_size])]
+
+
+class SliceSegmenter(NetPredictor):
     """A trained binary infection model on 8-bit CT slices (training appearance); whole scans: ``Segmenter``.
 
     ``predict_proba`` takes uint8 slices (N,H,W) of any size and returns float32 (N,C,H,W) probabilities at
@@ -60,53 +115,18 @@ class SliceSegmenter:
         tta_scales: Iterable[float] | None = None,
         backend: str | None = "auto",
     ):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.backend = resolve_backend(backend, self.device)
         # channels_last: measured 1.9x faster for the EfficientNet-Lite2 Inf-Net on a 2-core AVX2 CPU
         # (benchmarks/bench_inference.py); outputs equal eager NCHW within 1e-5.
-        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
-        self.name = name
-        self.input_size = int(input_size)
-        self.batch_size = batch_size
-        self.mean, self.std = tuple(model.mean), tuple(model.std)
-        self.classes: tuple[str, ...] = ("infection",)
-        self.temperature = checked_temperature(temperature, model)
-        self.tta = bool(tta)
-        self.tta_scales = checked_scales(tta_scales)
-        self._net: Net | None = None
-
-    @property
-    def net(self) -> Net:
-        """The network's logits function for the chosen backend (built once, on first use)."""
-        if self._net is None:
-            self._net = make_net(self.model, self.backend, self.input_size)
-        return self._net
-
-    def prepare(self) -> SliceSegmenter:
-        """Build the backend now (the ONNX export or cache read happens here instead of at the first slice)."""
-        _ = self.net
-        return self
+        settings = dict(temperature=temperature, tta=tta, tta_scales=tta_scales, backend=backend)
+        self._setup(model, name=name, input_size=input_size, device=device, batch_size=batch_size,
+                    channels_last=True, **settings)  # fmt: skip
+        self.classes = ("infection",)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None, device=None, **kw):
         """A bundled model by name (default: the bundled default) or an infnet safetensors checkpoint path."""
         model, name, size = load_weights(name_or_path, task="binary")
         return cls(model, name=name, input_size=size, device=device, **kw)
-
-    @torch.inference_mode()
-    def predict_proba(self, slices: np.ndarray | Iterable[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-        """Probabilities for uint8 slices: (N,H,W) -> float32 (N,C,H,W); a list of (H,W) -> list of (C,H,W)."""
-        if isinstance(slices, np.ndarray):
-            if slices.ndim != 3:
-                raise ValueError(f"expected (N,H,W) slices, got shape {slices.shape}")
-            out = np.empty((len(slices), len(self.classes), *slices.shape[1:]), dtype=np.float32)
-            for i in range(0, len(slices), self.batch_size):
-                chunk = slices[i : i + self.batch_size]
-                out[i : i + len(chunk)] = self._forward(list(chunk))
-            return out
-        items = list(slices)
-        # Every slice is resized to input_size, so slices of different sizes still share one batch.
-        return [p for i in range(0, len(items), self.batch_size) for p in self._forward(items[i : i + self.batch_size])]
 
     def _forward(self, slices: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """(C,H,W) probabilities per slice: one array (N,C,H,W) when the slices share a size, else a list."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from infnet.cli._common import add_model_argument
 from infnet.errors import InfnetError
 
 
@@ -21,7 +22,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("baseline", metavar="BASELINE", help="baseline scan or segment output folder")
     p.add_argument("followup", metavar="FOLLOWUP", help="follow-up scan or segment output folder")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--model", metavar="NAME|PATH", help="model for sides that are scans (default: bundled)")
+    add_model_argument(p, help="model for sides that are scans (default: the bundled default)")
     p.add_argument("--lung-mask", default="auto", choices=("auto", "classical", "lungmask"),
                    help="lung mask for sides that are scans")  # fmt: skip
     p.add_argument("--assume-hu", action="store_true", help="skip the CT/HU checks for sides that are scans")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from infnet.cli.segment import add_backend_argument
+from infnet.cli._common import add_backend_argument, add_model_argument
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", default="infnet-demo", metavar="OUTDIR", help="output folder (default ./infnet-demo)"
     )
-    p.add_argument("--model", metavar="NAME|PATH", default=None, help="model (default: the bundled one)")
+    add_model_argument(p)
     add_backend_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

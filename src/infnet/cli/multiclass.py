@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from infnet.cli.segment import add_backend_argument
-
-NONE = {"none", "None", ""}
+from infnet.cli._common import (
+    add_backend_argument,
+    add_data_arguments,
+    add_infection_model_argument,
+    add_model_argument,
+    add_run_arguments,
+    add_tta_arguments,
+    config_from_args,
+    epochs_arg,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,9 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="run directory (config, metrics.csv, checkpoints)")
     t.add_argument("--model", default=d.model, help="a baseline architecture, e.g. fcn8s-effl2, fcn8s-vgg16")
     t.add_argument("--encoder-weights", default=d.encoder_weights, help="'imagenet', a state-dict path, or 'none'")
-    t.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
-    t.add_argument("--train-split", default=d.train_split, choices=["train", "trainval"])
-    t.add_argument("--val-split", default=d.val_split, help="'val' (5 slices) or 'none'")
+    add_data_arguments(t, d.train_split, d.val_split)
     t.add_argument("--train-images", help="folder of slices (instead of COVID-SemiSeg)")
     t.add_argument("--train-labels", help="folder of class-index masks (0 bg, 1 GGO, 2 consolidation)")
     t.add_argument("--train-priors", help="folder of infection priors (default: label > 0)")
@@ -41,7 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rotate", type=float, default=d.rotate, help="with --augment: random rotation within +-DEG (default 0)"
     )
     t.add_argument("--loss", default=d.loss, choices=["ce", "ce+dice"], help="training loss (default ce)")
-    t.add_argument("--prior-noise", action="store_true", help="perturb the training prior (dilate/erode, cut-outs)")
     t.add_argument(
         "--gt-prior-rate",
         type=float,
@@ -53,10 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="feed the infection probability as the prior instead of its binarisation (training and inference)",
     )
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--device", default=d.device)
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    t.add_argument("--quiet", action="store_true")
+    add_run_arguments(t, d.seed, d.device)
     t.set_defaults(func=run_train)
 
     f = msub.add_parser(
@@ -64,9 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fit a density split: GGO vs consolidation by local attenuation inside the infection map (seconds)",
     )
     f.add_argument("--out", required=True, help="run directory (config, fit.json, best.safetensors)")
-    f.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
-    f.add_argument("--train-split", default="train", choices=["train", "trainval"])
-    f.add_argument("--val-split", default="val", help="'val' (5 slices) or 'none'")
+    add_data_arguments(f)
     f.add_argument("--train-images", help="folder of slices (instead of COVID-SemiSeg)")
     f.add_argument("--train-labels", help="folder of class-index masks (0 bg, 1 GGO, 2 consolidation)")
     f.add_argument("--val-images")
@@ -80,10 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_fit_density)
 
     q = msub.add_parser("predict", help="write ggo/ and consolidation/ probability PNGs for a folder of slices")
-    q.add_argument("--model", required=True, help="multi-class model: bundled name or checkpoint (.safetensors)")
-    q.add_argument(
-        "--infection-model", default=None, help="binary infection model giving the prior: bundled name or path"
-    )
+    add_model_argument(q, required=True, help="multi-class model: bundled name or checkpoint (.safetensors)")
+    add_infection_model_argument(q)
     q.add_argument("--input", required=True, help="a PNG/JPG slice or a folder of them")
     q.add_argument("--output", required=True, help="output folder (ggo/ and consolidation/ PNGs per input stem)")
     q.add_argument("--batch-size", type=int, default=8)
@@ -96,48 +93,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="score a multi-class model on MultiClassInfection-Test (GGO vs GT-1, consolidation vs GT-2)",
     )
-    e.add_argument("--model", required=True, help="multi-class model: bundled name or checkpoint (.safetensors)")
-    e.add_argument("--infection-model", default=None, help="binary model giving the prior (paper: Semi-Inf-Net)")
+    add_model_argument(e, required=True, help="multi-class model: bundled name or checkpoint (.safetensors)")
+    add_infection_model_argument(e)
     e.add_argument("--out", required=True, help="output folder (pred/, metrics.json, per-image CSVs)")
     e.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
     e.add_argument("--batch-size", type=int, default=8)
-    e.add_argument("--tta", action="store_true", help="average with the mirrored slice (both models; 2x compute)")
-    e.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help="also average over input scales")
+    add_tta_arguments(e, scope=" (both models)")
     e.set_defaults(func=run_evaluate)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from infnet.cli.train import epochs_arg
     from infnet.multiclass.config import MultiClassConfig
     from infnet.multiclass.trainer import train_multiclass
 
-    cfg = MultiClassConfig(
-        model=args.model,
-        encoder_weights=None if args.encoder_weights in NONE else args.encoder_weights,
-        data=args.data,
-        train_split=args.train_split,
-        val_split=None if args.val_split in NONE else args.val_split,
-        train_images=args.train_images,
-        train_labels=args.train_labels,
-        train_priors=args.train_priors,
-        val_images=args.val_images,
-        val_labels=args.val_labels,
-        val_priors=args.val_priors,
-        epochs=epochs_arg(args, MultiClassConfig.epochs),
-        batch_size=args.batch_size,
-        lr=args.lr,
-        decay_epoch=args.decay_epoch,
-        train_size=args.train_size,
-        rates=list(args.rates),
-        augment=args.augment,
-        rotate=args.rotate,
-        prior_noise=args.prior_noise,
-        gt_prior_rate=args.gt_prior_rate,
-        soft_prior=args.soft_prior,
-        loss=args.loss,
-        seed=args.seed,
-        device=args.device,
-    )
+    cfg = config_from_args(MultiClassConfig, args, epochs=epochs_arg(args, MultiClassConfig.epochs))
     best = train_multiclass(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)
     print(f"best checkpoint: {best}")
     return 0
@@ -146,20 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_fit_density(args: argparse.Namespace) -> int:
     from infnet.multiclass.density import DensityFitConfig, fit_density_split
 
-    cfg = DensityFitConfig(
-        data=args.data,
-        train_split=args.train_split,
-        val_split=None if args.val_split in NONE else args.val_split,
-        train_images=args.train_images,
-        train_labels=args.train_labels,
-        val_images=args.val_images,
-        val_labels=args.val_labels,
-        sigmas=list(args.sigmas),
-        openings=list(args.openings),
-        samples_per_image=args.samples_per_image,
-        size=args.size,
-        seed=args.seed,
-    )
+    cfg = config_from_args(DensityFitConfig, args)
     path = fit_density_split(cfg, Path(args.out), progress=not args.quiet)
     print(f"density split: {path}")
     return 0
@@ -170,7 +126,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from infnet.multiclass.predict import MultiClassSegmenter
 
     seg = MultiClassSegmenter.from_pretrained(
-        args.model, infection_model=args.infection_model, device=args.device, batch_size=args.batch_size,
+        args.model,
+        infection_model=args.infection_model,
+        device=args.device,
+        batch_size=args.batch_size,
         backend=args.backend,
     )
     written = predict_folder(seg, args.input, args.output, batch_size=args.batch_size, progress=not args.quiet)

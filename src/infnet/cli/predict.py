@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from infnet.cli.segment import add_backend_argument
+from infnet.cli._common import (
+    add_backend_argument,
+    add_infection_model_argument,
+    add_model_argument,
+    add_tta_arguments,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="predict infection probability PNGs for a folder of slices",
         description="Binary models write one PNG per input stem; multi-class models write ggo/ and consolidation/.",
     )
-    p.add_argument("--model", default=None, help="bundled model name or checkpoint path (default: bundled)")
-    p.add_argument("--infection-model", help="multi-class models: the binary model giving the infection prior")
+    add_model_argument(p)
+    add_infection_model_argument(p)
     p.add_argument("--input", required=True, help="a PNG/JPG slice or a folder of them")
     p.add_argument("--output", required=True, help="output folder (PNG per input stem, at input size)")
     p.add_argument(
@@ -23,9 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sharpen (>1) or soften (<1) the maps: sigmoid/softmax of T x logits; masks at 0.5 do not change "
         "(default: the model's, see `infnet models`)",
     )
-    p.add_argument("--tta", action="store_true", help="average with the mirrored slice (2x compute)")
-    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
-                   help="also average over input scales, e.g. 0.75 1 1.25 (training scales; N x compute)")  # fmt: skip
+    add_tta_arguments(p)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default=None)
     add_backend_argument(p)

@@ -7,7 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+from infnet.cli._common import (
+    add_backend_argument,
+    add_infection_model_argument,
+    add_model_argument,
+    add_tta_arguments,
+)
 from infnet.errors import InfnetError
+
+__all__ = ["add_backend_argument", "load_predictor", "register", "run", "summary_line"]
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -23,14 +31,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", metavar="INPUT", help="scan to segment (or use --list)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--list", metavar="FILE", help="text file with one scan per line: process a cohort")
-    p.add_argument("--model", metavar="NAME|PATH", default=None, help="model name or weights path (default: bundled)")
+    add_model_argument(p)
     p.add_argument("--multiclass", action="store_true",
                    help="use the bundled multi-class model: ground-glass opacity and consolidation")  # fmt: skip
-    p.add_argument(
-        "--infection-model",
-        metavar="NAME|PATH",
-        help="multi-class models: binary model for the infection prior (default: the model's own)",
-    )
+    add_infection_model_argument(p)
     p.add_argument("--probabilities", action="store_true", help="also write probability maps (x255, uint8)")
     p.add_argument("--lung-mask", default="auto", choices=("auto", "classical", "lungmask", "intensity", "none"),
                    help="volumes: auto (lungmask package if installed with weights, else classical) | classical "
@@ -43,16 +47,19 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "the image left, anterior up), training (the COVID-SemiSeg layout) or auto (read from the "
                         "anatomy); decides right/left")  # fmt: skip
     p.add_argument("--pixel-spacing", type=float, metavar="MM", help="2D slices: pixel size in mm (areas in mm^2)")
-    p.add_argument("--tta", action="store_true", help="average with the mirrored slice (2x compute)")
-    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
-                   help="also average over input scales, e.g. 0.75 1 1.25 (N x compute)")  # fmt: skip
+    add_tta_arguments(p)
     p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")
     add_backend_argument(p)
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     p.add_argument("--no-overlays", action="store_true", help="do not write overlays/ PNGs")
     seg = p.add_mutually_exclusive_group()
-    seg.add_argument("--dicom-seg", dest="dicom_seg", action="store_true", default=None,
-                     help="write seg.dcm, a DICOM Segmentation (default for DICOM inputs; an error for others)")
+    seg.add_argument(
+        "--dicom-seg",
+        dest="dicom_seg",
+        action="store_true",
+        default=None,
+        help="write seg.dcm, a DICOM Segmentation (default for DICOM inputs; an error for others)",
+    )
     seg.add_argument("--no-dicom-seg", dest="dicom_seg", action="store_false", help="do not write seg.dcm")
     p.add_argument("--lobes", metavar="FILE|FOLDER|lungmask",
                    help="volumes: lobe label map (TotalSegmentator total or its lobe mask folder, lungmask LTRCLobes, "
@@ -64,13 +71,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     p.set_defaults(func=run)
     return p
-
-
-def add_backend_argument(parser: argparse.ArgumentParser) -> None:
-    """``--backend auto|torch|onnx`` (:mod:`infnet.backends`), shared by the inference subcommands."""
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
-                        help="inference backend: auto (ONNX Runtime when installed, else torch; default), "
-                             "torch or onnx")  # fmt: skip
 
 
 def _predictor(model: str | None, args):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-NONE = {"none", "None", ""}
+from infnet.cli._common import NONE, add_data_arguments, config_from_args
+
 # Options whose default depends on --paper (None on the parser means "not given").
 _BUDGET_KEYS = (
     "k",
@@ -45,9 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue the run in --out with its saved settings (finished rounds are skipped)",
     )
     p.add_argument("--paper", action="store_true", help="paper setting instead of the CPU budget")
-    p.add_argument("--data", help="COVID-SemiSeg root (default: found automatically)")
-    p.add_argument("--train-split", default=d.train_split, choices=["train", "trainval"])
-    p.add_argument("--val-split", default=d.val_split, help="'val' or 'none' (final fine-tuning selection)")
+    add_data_arguments(p, d.train_split, d.val_split)
     p.add_argument("--labeled-images", help="folder of labeled slices (instead of COVID-SemiSeg)")
     p.add_argument("--labeled-masks")
     p.add_argument("--unlabeled", help="folder of unlabeled slices")
@@ -106,32 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.round_cap is not None and args.round_cap not in NONE and not args.round_cap.isdigit():
         raise InfnetError(f"--round-cap: expected a number or 'none', got '{args.round_cap}'")
-    cfg = SemiConfig(
-        init_checkpoint=args.init,
-        from_published=args.from_published,
-        model=args.model,
-        encoder_weights=None if args.encoder_weights in NONE else args.encoder_weights,
-        data=args.data,
-        train_split=args.train_split,
-        val_split=None if args.val_split in NONE else args.val_split,
-        labeled_images=args.labeled_images,
-        labeled_masks=args.labeled_masks,
-        unlabeled_images=args.unlabeled,
-        published_masks=args.published_masks,
-        val_images=args.val_images,
-        val_masks=args.val_masks,
-        max_rounds=args.max_rounds,
-        round_epochs=args.round_epochs,
-        threshold=args.threshold,
-        finetune_batch_size=args.finetune_batch_size,
-        finetune_size=args.finetune_size,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        train_size=args.train_size,
-        augment=args.augment,
-        seed=args.seed,
-        device=args.device,
-        **_budget(args),
+    cfg = config_from_args(
+        SemiConfig, args, init_checkpoint=args.init, unlabeled_images=args.unlabeled, **_budget(args)
     )
     best = run_semi(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)
     print(f"Semi-Inf-Net checkpoint: {best}")

@@ -10,20 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infnet.backends import Net, make_net, resolve_backend
 from infnet.errors import InfnetError
 from infnet.multiclass.data import IN_CHANS, NUM_CLASSES, to_input
 from infnet.predictor import (
+    NetPredictor,
     SliceSegmenter,
-    checked_scales,
-    checked_temperature,
     is_multiclass,
     load_weights,
     tta_logits,
 )
 
 
-class MultiClassSegmenter:
+class MultiClassSegmenter(NetPredictor):
     """Predictor for GGO and consolidation (the :class:`~infnet.predictor.SlicePredictor` protocol).
 
     ``predict_proba`` takes uint8 slices (N,H,W) and returns float32 (N,2,H,W): softmax probabilities of
@@ -59,35 +57,18 @@ class MultiClassSegmenter:
         cfg = getattr(model, "config", None)
         if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
             raise InfnetError(f"model '{name}' is not a multi-class model (needs 4 input channels and 3 classes)")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        self._setup(model, name=name, input_size=input_size, device=device, batch_size=batch_size,
+                    temperature=temperature, tta=tta, tta_scales=tta_scales, backend=backend)  # fmt: skip
         self.infection = infection
-        self.backend = resolve_backend(backend, self.device) if input_size else "torch"
-        self._net: Net | None = None
-        self.name = name
-        self.input_size = int(input_size)
-        self.batch_size = batch_size
         self.prior_threshold = prior_threshold
-        self.temperature = checked_temperature(temperature, model)
-        self.tta = bool(tta)
-        self.tta_scales = checked_scales(tta_scales)
-        self.mean, self.std = tuple(model.mean), tuple(model.std)
         if soft_prior is None:
             soft_prior = bool(getattr(model, "checkpoint_meta", {}).get("soft_prior", False))
         self.soft_prior = soft_prior
 
-    @property
-    def net(self) -> Net:
-        """The multi-class network's logits function for the backend (built once, on first use)."""
-        if self._net is None:
-            self._net = make_net(self.model, self.backend, self.input_size)
-        return self._net
-
     def prepare(self) -> MultiClassSegmenter:
         """Build both backends now (infection model and multi-class model)."""
         self.infection.prepare()
-        _ = self.net
-        return self
+        return super().prepare()
 
     @classmethod
     def from_pretrained(
@@ -120,23 +101,6 @@ class MultiClassSegmenter:
         if self.soft_prior:
             return [np.clip(p[0] * 255.0 + 0.5, 0, 255).astype(np.uint8) for p in probs]
         return [np.where(p[0] >= self.prior_threshold, 255, 0).astype(np.uint8) for p in probs]
-
-    @torch.inference_mode()
-    def predict_proba(self, slices: np.ndarray | Iterable[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-        """(N,H,W) uint8 -> float32 (N,2,H,W); a list of (H,W) -> a list of (2,H,W)."""
-        if isinstance(slices, np.ndarray):
-            if slices.ndim != 3:
-                raise ValueError(f"expected (N,H,W) slices, got shape {slices.shape}")
-            out = np.empty((len(slices), len(self.classes), *slices.shape[1:]), dtype=np.float32)
-            for i in range(0, len(slices), self.batch_size):
-                chunk = list(slices[i : i + self.batch_size])
-                out[i : i + len(chunk)] = np.stack(self._forward(chunk))
-            return out
-        items = list(slices)
-        result: list[np.ndarray] = []
-        for i in range(0, len(items), self.batch_size):
-            result += self._forward(items[i : i + self.batch_size])
-        return result
 
     def _forward(self, slices: list[np.ndarray]) -> list[np.ndarray]:
         for s in slices:
