@@ -30,7 +30,8 @@ WINDOWS = ((-430.0, 1400.0), (-600.0, 1500.0), (-700.0, 1000.0))
 
 
 def exported_slices(path: Path, zoom_to: int = 256):
-    """(8-bit slice in training orientation, volume lung mask) for each lung slice, at about ``zoom_to`` px."""
+    """(HU slice in training orientation, volume lung mask, whether it has >= 10 cm^2 of lung) for each lung
+    slice, at about ``zoom_to`` px."""
     scan = read_scan(path)
     d = scan.geometry.direction3()
     view = axial_view(scan.array, d)
@@ -43,9 +44,10 @@ def exported_slices(path: Path, zoom_to: int = 256):
         if region.sum() * spacing[1] * spacing[2] < 100:
             continue
         hu = np.asarray(view[s], np.float32)
+        big = region.sum() * spacing[1] * spacing[2] >= 1000
         if z > 1:
             hu, region = ndi.zoom(hu, z, order=1), ndi.zoom(region.astype(np.float32), z, order=1) >= 0.5
-        yield hu, region
+        yield hu, region, big
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,10 +61,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print("| scan | slices | windows x views | mean Dice | min Dice | full FOV | orientation found (confident) |")
     print("|---|---|---|---|---|---|---|")
-    all_d = []
+    all_d, big_d = [], []
     for path in args.scans:
         dices, full, found, confident, n = [], 0, 0, 0, 0
-        for hu, ref in exported_slices(path):
+        for hu, ref, big in exported_slices(path):
             n += 1
             for level, width in WINDOWS:
                 grey = window_to_uint8(hu, level, width)
@@ -71,6 +73,8 @@ def main(argv=None) -> int:
                     labels, fov = lung_mask_2d(shown)
                     full += fov == "full"
                     dices.append(dice(undo_dihedral(labels > 0, k), ref))
+                    if big:
+                        big_d.append(dices[-1])
                     o = detect_orientation(shown, labels)
                     found += o["k"] is not None and _inverse_ok(o["k"], k)
                     confident += o["confident"] and _inverse_ok(o["k"], k)
@@ -78,7 +82,8 @@ def main(argv=None) -> int:
         all_d += dices
         print(f"| {path.name} | {n} | {len(WINDOWS)} x 8 | {np.mean(dices):.3f} | {np.min(dices):.3f} | "
               f"{full / m:.0%} | {found / m:.0%} ({confident / m:.0%}) |")  # fmt: skip
-    print(f"\nall slices: mean Dice {np.mean(all_d):.3f} over {len(all_d)} exported slices")
+    print(f"\nall slices: mean Dice {np.mean(all_d):.3f} over {len(all_d)} exported slices; slices with >= 10 cm^2 "
+          f"of lung: {np.mean(big_d):.3f} over {len(big_d)}")
     return 0
 
 

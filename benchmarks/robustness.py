@@ -97,7 +97,8 @@ def main(argv=None) -> int:
     for j, v in enumerate(views):
         cells = [f"{col[j]:.3f}" + ("" if j == 0 else f" ({col[j] - col[0]:+.3f})") for col in table]
         print(f"| {v.name} | " + " | ".join(cells) + " |", flush=True)
-    print("| worst difference | " + " | ".join(f"{min(col[1:]) - col[0]:+.3f}" for col in table) + " |")
+    if len(views) > 1:
+        print("| worst difference | " + " | ".join(f"{min(col[1:]) - col[0]:+.3f}" for col in table) + " |")
     return 0
 
 
