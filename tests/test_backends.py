@@ -18,7 +18,9 @@ pytest.importorskip("onnxruntime")
 # ORT's float32 kernels differ from torch's by up to ~3e-4 on these logits (|logit| up to ~25); torch's own float32
 # error against float64 is ~5e-5 and ORT's ~2e-4 even with every graph optimisation off (benchmarks/bench_fast.py).
 LOGIT_ATOL = 5e-4
-BINARY = ["infnet-effl2-semiseg", "infnet-effl2-semi-semiseg", "infnet-effl2-semi-ens3-semiseg"]
+BINARY = [
+    "infnet-effl2-semiseg", "infnet-effl2-semi-semiseg", "infnet-effl2-semi-ens3-semiseg", "infnet-effl2-robust-semiseg"
+]
 
 
 @pytest.fixture(scope="module")
