@@ -141,11 +141,11 @@ def test_slices_folder_and_orientation(tmp_path):
     assert report["units"] == {"area": "mm2"} and report["dimensionality"] == "2d"
     _check_report(report, "area_mm2")
     assert [r["name"] for r in report["per_slice"]] == sorted(p.stem for p in src.glob("*.jpg"))
-    # Radiological slices are transposed for the model (input_size=None keeps the crop shape).
+    # Radiological slices are transposed for the model (input_size=0 keeps the crop shape).
     one = src / "semiseg_test_85.jpg"
     h, w = np.asarray(Image.open(one)).shape
     p = FakePredictor()
-    segment_file(p, one, slice_orientation="radiological", input_size=None, lung_mask="none")
+    segment_file(p, one, slice_orientation="radiological", input_size=0, lung_mask="none")
     assert p.shapes == [(1, w, h)]
 
 

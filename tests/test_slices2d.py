@@ -104,3 +104,22 @@ def _paste_offset(big: np.ndarray, img: np.ndarray) -> tuple[int, int]:
             if line[c] == row[0] and np.array_equal(line[c : c + img.shape[1]], row):
                 return r, c
     raise AssertionError("crop not found in the canvas")
+
+
+def test_pipeline_feeds_a_model_at_its_own_input_size():
+    """A 448 model (the bundled Semi-Inf-Net) used to get 352 crops, upsampled again inside."""
+    from infnet.scan.pipeline import segment_slices
+    from infnet.scan.volume_io import SliceSet
+
+    seen = []
+
+    class Fake:
+        name, classes, input_size = "fake", ("infection",), 448
+
+        def predict_proba(self, slices):
+            seen.append(slices.shape[1:])
+            return np.zeros((len(slices), 1, *slices.shape[1:]), np.float32)
+
+    img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
+    res = segment_slices(Fake(), SliceSet(bundled_samples(), [img], ["a"]), slice_orientation="training")
+    assert seen == [(448, 448)] and res.settings["input_size"] == 448

@@ -118,6 +118,15 @@ def _predict(predictor: SlicePredictor, crops: list[np.ndarray], input_size: int
     return out
 
 
+def _input_size(predictor: SlicePredictor, requested: int | None) -> int:
+    """The size crops are batched at: ``requested`` (0: each crop at its own size, one call each), else the model's
+    own input size (a 448 model is not fed 352 crops; 352 for the density split, fed at each slice's own size, so
+    that its infection prior runs batched)."""
+    if requested is not None:
+        return int(requested)
+    return int(getattr(predictor, "input_size", 0) or 352)
+
+
 def _check_output(probs: np.ndarray, shape: tuple[int, ...], n_classes: int) -> None:
     want = (shape[0], n_classes, shape[1], shape[2])
     if probs.shape != want:
@@ -146,7 +155,7 @@ def _lung_method(requested: str, is_volume: bool) -> str:
 
 def segment_volume(
     predictor: SlicePredictor, volume: Volume, *, intensity: str = "auto", lung_mask: str = "auto",
-    batch_size: int = 8, input_size: int | None = 352, threshold: float = 0.5, probabilities: bool = False,
+    batch_size: int = 8, input_size: int | None = None, threshold: float = 0.5, probabilities: bool = False,
     margin_mm: float = CROP_MARGIN_MM, progress: bool = False, lobes=None, lobe_labels: str | None = None,
 ) -> SegmentationResult:  # fmt: skip
     """Segment a CT volume slice by slice along its axial axis (see :mod:`infnet.scan.preprocess`).
@@ -158,6 +167,7 @@ def segment_volume(
     threshold lung mask (dense consolidation) is added to the lung mask, so ``mask > 0`` implies ``lungs > 0``.
     """
     classes = _check_predictor(predictor)
+    input_size = _input_size(predictor, input_size)
     timings: dict[str, float] = {}
     mode = resolve_intensity(volume.array, volume.modality, intensity, str(volume.path))
     volume.intensity = mode
@@ -258,7 +268,7 @@ def segment_volume(
 
 def segment_slices(
     predictor: SlicePredictor, slices: SliceSet, *, lung_mask: str = "auto", batch_size: int = 8,
-    input_size: int | None = 352, threshold: float = 0.5, probabilities: bool = False,
+    input_size: int | None = None, threshold: float = 0.5, probabilities: bool = False,
     slice_orientation: str = "radiological", progress: bool = False, margin_mm: float = CROP_MARGIN_MM,
 ) -> SegmentationResult:  # fmt: skip
     """Segment 8-bit 2D slices, lung-cropped (as COVID-SemiSeg) or with the whole field of view.
@@ -269,6 +279,7 @@ def segment_slices(
     reported. A full-field-of-view slice is cut to its lungs' box for the model, like volume slices.
     """
     classes = _check_predictor(predictor)
+    input_size = _input_size(predictor, input_size)
     if slice_orientation not in s2d.ORIENTATION_CHOICES:
         raise InfnetError(
             f"unknown slice orientation {slice_orientation!r} (use {', '.join(s2d.ORIENTATION_CHOICES)})"
