@@ -50,7 +50,7 @@ def disk(radius: int) -> np.ndarray:
     return x * x + y * y <= radius * radius
 
 
-def _close_fill(mask: np.ndarray, radius: int) -> np.ndarray:
+def close_fill(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary closing that does not erode at the border (pad first), then hole filling; works in the mask's box."""
     if not mask.any():
         return mask
@@ -185,10 +185,10 @@ def classical_lung_mask(
     del lungs
     radius = max(1, int(round(CLOSING_MM / (min(sr, sc) * f))))
     for z in with_lung:
-        r_mask, l_mask = _close_fill(side[z] == RIGHT, radius), _close_fill(side[z] == LEFT, radius)
+        r_mask, l_mask = close_fill(side[z] == RIGHT, radius), close_fill(side[z] == LEFT, radius)
         side[z] = np.where(r_mask, RIGHT, np.where(l_mask, LEFT, 0))
     for z in range(n_slices):
-        out[z] = _upsample_labels(side[z], f, (n_rows, n_cols)) if side[z].any() else 0
+        out[z] = upsample_labels(side[z], f, (n_rows, n_cols)) if side[z].any() else 0
     return notes
 
 
@@ -272,7 +272,7 @@ def _drop_trachea(mask: np.ndarray, hu: np.ndarray, midline: float, max_px: floa
     return mask
 
 
-def _upsample_labels(labels: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
+def upsample_labels(labels: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
     if f == 1:
         return labels[: shape[0], : shape[1]].astype(np.uint8)
     h, w = labels.shape[0] * f, labels.shape[1] * f
@@ -285,7 +285,7 @@ def _upsample_labels(labels: np.ndarray, f: int, shape: tuple[int, int]) -> np.n
     return out[: shape[0], : shape[1]]
 
 
-def _otsu(hist: np.ndarray) -> int:
+def otsu_threshold(hist: np.ndarray) -> int:
     p = hist / max(hist.sum(), 1.0)
     omega = np.cumsum(p)
     mu = np.cumsum(p * np.arange(256))

@@ -28,7 +28,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
 from infnet.data.presentation import dihedral, undo_dihedral
-from infnet.scan.lungmask import LEFT, RIGHT, _close_fill, _otsu, _upsample_labels, disk, split_rows
+from infnet.scan.lungmask import LEFT, RIGHT, close_fill, disk, otsu_threshold, split_rows, upsample_labels
 from infnet.scan.preprocess import lung_box
 
 MAX_WORK_PX = 256  # the mask is found at most at this size (bilinear back up): bounded time for any input
@@ -69,7 +69,7 @@ def lung_mask_2d(img: np.ndarray) -> tuple[np.ndarray, str]:
     f = max(1, -(-max(img.shape) // MAX_WORK_PX))
     small = _block_mean(img, f)
     hist = np.bincount(np.clip(small + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(float)
-    t = min(max(_otsu(hist), 40), 200)
+    t = min(max(otsu_threshold(hist), 40), 200)
     dark = ndi.binary_opening(small < t, disk(1))
     bright = ndi.binary_opening(~dark, disk(1))
     # The body and the table, without specks: the air around them lies outside their convex hull, the lungs
@@ -104,9 +104,9 @@ def lung_mask_2d(img: np.ndarray) -> tuple[np.ndarray, str]:
     mask = np.isin(lab, keep)
     side = split_rows(mask, mask.shape[0] / 2.0)
     radius = max(2, int(round(0.015 * max(small.shape))))
-    r_mask, l_mask = _close_fill(side == RIGHT, radius), _close_fill(side == LEFT, radius)
+    r_mask, l_mask = close_fill(side == RIGHT, radius), close_fill(side == LEFT, radius)
     labels = np.where(r_mask, RIGHT, np.where(l_mask, LEFT, 0)).astype(np.uint8)
-    return _upsample_labels(labels, f, img.shape), fov
+    return upsample_labels(labels, f, img.shape), fov
 
 
 # The stated orientations of a 2D slice, as the dihedral element that turns it into the training orientation.

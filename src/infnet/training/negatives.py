@@ -71,7 +71,9 @@ class NegativeDataset(Dataset):
         if not slices:
             raise InfnetError("no negative slices to train with")
         self.slices, self.length, self.size = slices, length, size
-        self.mean, self.std, self.presentation, self.augment = tuple(mean), tuple(std), presentation, augment
+        # Without the robust recipe a negative is shown as the pipeline shows it: training window, as oriented.
+        plain = PresentationAugment(p_window=0, p_gamma=0, p_crop=0, dihedral=False)
+        self.mean, self.std, self.presentation, self.augment = tuple(mean), tuple(std), presentation or plain, augment
 
     def __len__(self) -> int:
         return self.length
@@ -82,6 +84,5 @@ class NegativeDataset(Dataset):
         whole = rng.random() < P_WHOLE
         hu = item.hu if whole else item.hu[item.box]
         empty = np.zeros(hu.shape, np.uint8)
-        presentation = self.presentation or PresentationAugment(p_window=0, p_gamma=0, p_crop=0, dihedral=False)
-        grey, (mask, edge) = presentation(hu.astype(np.float32), [empty, empty], rng, allow_fov=not whole)
+        grey, (mask, edge) = self.presentation(hu.astype(np.float32), [empty, empty], rng, allow_fov=not whole)
         return to_training_triplet(grey, mask, edge, self.size, self.mean, self.std, self.augment)
