@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--model", default=None, help="model name or checkpoint (default: bundled)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "onnx-int8"))
     parser.add_argument("--fake", action="store_true", help="threshold stand-in instead of a trained model")
     parser.add_argument("--arch", default=None, help="time an untrained architecture (e.g. infnet-effl2)")
     parser.add_argument("--probabilities", action="store_true", help="also write probability maps")

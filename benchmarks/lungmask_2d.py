@@ -82,8 +82,10 @@ def main(argv=None) -> int:
         all_d += dices
         print(f"| {path.name} | {n} | {len(WINDOWS)} x 8 | {np.mean(dices):.3f} | {np.min(dices):.3f} | "
               f"{full / m:.0%} | {found / m:.0%} ({confident / m:.0%}) |")  # fmt: skip
-    print(f"\nall slices: mean Dice {np.mean(all_d):.3f} over {len(all_d)} exported slices; slices with >= 10 cm^2 "
-          f"of lung: {np.mean(big_d):.3f} over {len(big_d)}")
+    print(
+        f"\nall slices: mean Dice {np.mean(all_d):.3f} over {len(all_d)} exported slices; slices with >= 10 cm^2 "
+        f"of lung: {np.mean(big_d):.3f} over {len(big_d)}"
+    )
     return 0
 
 

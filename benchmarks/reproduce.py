@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/reproduce.py collect              # evaluate runs/ into benchmarks/runs/<key>/
     .venv/bin/python benchmarks/reproduce.py render               # write benchmarks/reproduce.md
     .venv/bin/python benchmarks/reproduce.py                      # collect + render
+    .venv/bin/python benchmarks/reproduce.py ablation             # the Table IV section (benchmarks/ablation.py)
 
 ``collect`` reads each run directory (config.json, every metrics.csv for the training time, best.safetensors),
 evaluates the checkpoint on the 48 test slices when the run has no test metrics yet (binary: LungInfection-Test;
@@ -21,6 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import ablation  # benchmarks/ablation.py
 from reproduce_specs import LUNG_TEST, SPECS  # benchmarks/reproduce_specs.py
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -380,14 +382,38 @@ def _tradeoff(summaries: dict) -> list[str]:
     ]
 
 
+REPORT = ROOT / "benchmarks" / "reproduce.md"
+ABLATION_MARK = "<!-- Table IV: benchmarks/reproduce.py ablation -->"
+
+
+def _main_part() -> str:
+    text = REPORT.read_text() if REPORT.is_file() else ""
+    return text.split(ABLATION_MARK)[0].rstrip("\n")
+
+
+def _ablation_part() -> str:
+    text = REPORT.read_text() if REPORT.is_file() else ""
+    return text.split(ABLATION_MARK)[1].strip("\n") if ABLATION_MARK in text else ""
+
+
+def _write(main: str, table_iv: str) -> None:
+    from infnet.io.images import atomic_write_text
+
+    text = main.rstrip("\n") + "\n" + (f"\n{ABLATION_MARK}\n\n{table_iv.rstrip()}\n" if table_iv else "")
+    atomic_write_text(REPORT, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     action = argv[0] if argv else "all"
-    keys = argv[1:] or list(SPECS)
+    keys = [] if action == "ablation" else argv[1:] or list(SPECS)
     unknown = [k for k in keys if k not in SPECS]
     if unknown:
         print(f"unknown keys: {', '.join(unknown)}; choose from: {', '.join(SPECS)}", file=sys.stderr)
         return 2
+    if action == "ablation":  # Table IV: its own section, kept when the main tables are re-rendered
+        _write(_main_part(), "\n".join(ablation.render()))
+        return 0
     if action == "commands":
         data = _data_root()
         for key in keys:
@@ -396,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     if action in ("collect", "all"):
         collect(keys)
     if action in ("render", "all"):
-        (ROOT / "benchmarks" / "reproduce.md").write_text(render())
+        _write(render(), _ablation_part())
         print(f"wrote {ROOT / 'benchmarks' / 'reproduce.md'}")
     return 0
 

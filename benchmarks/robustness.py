@@ -60,6 +60,7 @@ def view_dice(seg, data, view, path: str, classes: tuple[int, ...] = (0,)) -> li
         masks = [seg.predict(im) for _, im, _ in shown]
     out = []
     for c in classes:
+
         def pick(a, c=c):
             return a > 0 if c == 0 else a == c
 

@@ -75,6 +75,43 @@ def test_multiclass_models_equal_torch(name, test_slices):
         np.testing.assert_array_equal(labels_from_prob(p), labels_from_prob(q))  # identical masks
 
 
+def test_int8_decoder_keeps_the_masks(test_slices):
+    """onnx-int8: decoder nodes quantised, encoder fp32, cached as <sha>.int8.onnx; masks as the fp32 graph's."""
+    name = BINARY[0]
+    model = registry.load_bundled(name)
+    fp32 = Segmenter(model, name, 352, backend="onnx")
+    int8 = Segmenter(model, name, 352, backend="onnx-int8").prepare()
+    assert int8.backend == "onnx-int8" and int8.net.path.name == f"{weights.bundled_entry(name)['sha256']}.int8.onnx"
+    meta = int8.net.session.get_modelmeta().custom_metadata_map
+    assert meta["infnet_int8"] == backends.INT8_SCHEME
+    import onnx
+
+    graph = onnx.load(str(int8.net.path)).graph
+    quantised = {n.name.split("_DequantizeLinear")[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    assert any("/ra." in q or "/ppd/" in q for q in quantised)  # decoder tensors carry int8 ranges
+    dq_out = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    encoder_convs = [n for n in graph.node if "/encoder/" in n.name and n.op_type == "Conv"]
+    assert encoder_convs and not any(n.input[1] in dq_out for n in encoder_convs)  # encoder weights stay fp32
+    for a, b in zip(fp32.predict_proba(test_slices), int8.predict_proba(test_slices), strict=True):
+        ma, mb = a[0] >= 0.5, b[0] >= 0.5
+        assert 2 * (ma & mb).sum() / (ma.sum() + mb.sum()) > 0.98  # mask agreement on real infected slices
+        assert float(np.abs(a - b).mean()) < 0.01  # T = 8 maps are sharp: only boundary pixels move
+    again = backends.onnx_net(model, 352, int8=True)  # read from the cache, not rebuilt
+    assert again.path == int8.net.path and again.path.stat().st_mtime == int8.net.path.stat().st_mtime
+    assert backends.resolve_backend("onnx-int8", torch.device("cpu")) == "onnx-int8"
+    assert len(backends.calibration_slices()) == 8
+
+
+def test_int8_leaves_multiclass_networks_in_fp32():
+    from infnet.multiclass.predict import MultiClassSegmenter
+
+    seg = MultiClassSegmenter.from_pretrained("fcn8s-effl2-multiclass-semiseg", backend="onnx-int8")
+    assert seg.backend == "onnx-int8" and seg.infection.backend == "onnx-int8"
+    seg.prepare()
+    assert seg.infection.net.path.name.endswith(".int8.onnx")
+    assert not seg.net.path.name.endswith(".int8.onnx")  # it also reads the prior: fp32
+
+
 class _Tiny(torch.nn.Module):
     """A two-layer net with the registered models' output contract (exports in milliseconds)."""
 
@@ -132,7 +169,7 @@ def test_cli_backend_flag(tmp_path, test_slices):
     from infnet.io.images import write_png
 
     write_png(imgs / "a.png", test_slices[0])
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", "onnx", "onnx-int8"):
         out = tmp_path / backend
         cmd = ["predict", "--input", str(imgs), "--output", str(out), "--quiet"]
         assert main([*cmd, "--backend", backend]) == 0

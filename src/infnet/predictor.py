@@ -99,8 +99,9 @@ class SliceSegmenter(NetPredictor):
     (:mod:`infnet.calibration`). ``tta`` averages the logits of the slice and its left-right mirror image
     (twice the compute); ``tta_scales`` (e.g. ``(0.75, 1, 1.25)``, the training scales) also averages over
     input sizes (``len(scales)`` times the compute, twice that with ``tta``). ``backend``: 'auto' (ONNX Runtime on
-    the CPU when installed, else torch), 'torch' or 'onnx' (:mod:`infnet.backends`); the ONNX net is exported or
-    read from the cache on first use (or :meth:`prepare`), TTA and temperature are applied around it in torch.
+    the CPU when installed, else torch), 'torch', 'onnx' or 'onnx-int8' (:mod:`infnet.backends`); the ONNX net is
+    exported or read from the cache on first use (or :meth:`prepare`), TTA and temperature are applied around it in
+    torch.
     """
 
     def __init__(

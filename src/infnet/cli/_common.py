@@ -22,10 +22,11 @@ def add_infection_model_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
-    """``--backend auto|torch|onnx`` (:mod:`infnet.backends`), shared by the inference subcommands."""
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
-                        help="inference backend: auto (ONNX Runtime when installed, else torch; default), "
-                             "torch or onnx")  # fmt: skip
+    """``--backend auto|torch|onnx|onnx-int8`` (:mod:`infnet.backends`), shared by the inference subcommands."""
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "onnx-int8"),
+                        help="inference backend: auto (ONNX Runtime when installed, else torch; default), torch, "
+                             "onnx, or onnx-int8 (binary networks' decoder in int8: about 1.3x faster, Dice@0.5 "
+                             "within 0.001 on the test slices; multi-class networks stay fp32)")  # fmt: skip
 
 
 def add_tta_arguments(parser: argparse.ArgumentParser, scope: str = "") -> None:
