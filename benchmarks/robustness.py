@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/robustness.py [--models NAME|CKPT ...] [--split test|val] [--path product|network]
     .venv/bin/python benchmarks/robustness.py --multiclass [--models NAME ...]   # GGO / consolidation Dice
+    .venv/bin/python benchmarks/robustness.py --tta dihedral   # the 8-view average (`infnet segment` on 2D slices)
 
 Views (``infnet.data.presentation.VIEWS``): native (the dataset's layout and window), the 7 other flips/rotations
 of the plane (``display (transpose)`` is how a PACS shows a COVID-SemiSeg slice), three other lung windows
@@ -77,6 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=("test", "val"), default="test")
     ap.add_argument("--path", choices=("product", "network"), default="product")
     ap.add_argument("--views", nargs="+", help="view names (default: all)")
+    ap.add_argument("--tta", choices=("none", "mirror", "dihedral", "auto"), default="none",
+                    help="test-time augmentation (auto: as `infnet segment` does: dihedral on 2D)")  # fmt: skip
     args = ap.parse_args(argv)
     task = "multiclass" if args.multiclass else "binary"
     bundled = weights.list_bundled()
@@ -85,14 +88,15 @@ def main(argv=None) -> int:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     data = pairs(semiseg.find_dataset(), args.split, args.multiclass)
     views = [v for v in VIEWS if not args.views or v.name in args.views or v.name == "native"]
-    print(f"Dice@0.5 on the {len(data)} {args.split} slices, {args.path} path (difference to native in brackets)\n")
+    print(f"Dice@0.5 on the {len(data)} {args.split} slices, {args.path} path, TTA {args.tta} "
+          "(difference to native in brackets)\n")  # fmt: skip
     names = [Path(m).parent.name if m.endswith(".safetensors") else m for m in models]
     cols = [f"{n} {c}" for n in names for c in (("GGO", "cons.") if args.multiclass else ("",))]
     print("| view | " + " | ".join(c.strip() for c in cols) + " |")
     print("|---|" + "---|" * len(cols))
     table = []  # per column: Dice per view
     for name in models:
-        seg = load_predictor(name, device="cpu")
+        seg = load_predictor(name, device="cpu", tta=args.tta)
         per_view = [view_dice(seg, data, v, args.path, classes) for v in views]
         table += [[d[i] for d in per_view] for i in range(len(classes))]
     for j, v in enumerate(views):

@@ -148,6 +148,26 @@ def test_flip_tta_is_mirror_equivariant(tiny_ckpt):
     np.testing.assert_allclose(logit(p), (logit(raw) + logit(raw_m[:, ::-1])) / 2, atol=2e-3)
 
 
+def test_dihedral_tta_gives_one_answer_in_every_orientation(tiny_ckpt):
+    from infnet.data.presentation import dihedral, undo_dihedral
+    from infnet.errors import InfnetError
+
+    img = np.random.default_rng(4).integers(0, 255, (64, 64), dtype=np.uint8)
+    d4 = Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta="dihedral")
+    plain = Segmenter.from_pretrained(tiny_ckpt, device="cpu")
+    assert d4.tta == "dihedral" and plain.tta == "none"
+    ref = d4.predict_proba(img[None])[0, 0]
+    for k in range(1, 8):  # every flip/rotation of the input gives the same map, turned the same way
+        got = d4.predict_proba(np.ascontiguousarray(dihedral(img, k))[None])[0, 0]
+        np.testing.assert_allclose(undo_dihedral(got, k), ref, atol=1e-5)
+    raw = plain.predict_proba(np.stack([np.ascontiguousarray(dihedral(img, k)) for k in range(8)]))[:, 0]
+    logit = lambda x: np.log(x) - np.log1p(-x)  # noqa: E731
+    mean = np.mean([logit(undo_dihedral(r, k)) for k, r in enumerate(raw)], axis=0)
+    np.testing.assert_allclose(logit(ref), mean, atol=2e-3)  # the sigmoid of the mean of the 8 logits
+    with pytest.raises(InfnetError, match="unknown TTA 'quad'"):
+        Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta="quad")
+
+
 def test_scale_tta_averages_the_logits_of_each_input_size(tiny_ckpt):
     import torch
     import torch.nn.functional as F
@@ -175,4 +195,4 @@ def test_scale_tta_averages_the_logits_of_each_input_size(tiny_ckpt):
     from infnet.scan.pipeline import predictor_settings
 
     mirrored = Segmenter.from_pretrained(tiny_ckpt, device="cpu", tta=True, tta_scales=[0.75, 1.0], temperature=2)
-    assert predictor_settings(mirrored) == {"temperature": 2.0, "tta": {"mirror": True, "scales": [0.75, 1.0]}}
+    assert predictor_settings(mirrored) == {"temperature": 2.0, "tta": {"views": "mirror", "scales": [0.75, 1.0]}}

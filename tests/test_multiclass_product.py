@@ -141,7 +141,7 @@ def test_evaluate_with_tta_records_it(models, tmp_path):
     gt = {"ggo": d["gt1"], "consolidation": d["gt2"]}
     m = evaluate_multiclass(mc, tmp_path / "eval", infection_model=infection, images=d["images"], gt=gt, tta=True,
                             tta_scales=[0.75, 1.0])  # fmt: skip
-    assert m["tta"] == {"mirror": True, "scales": [0.75, 1.0]}
+    assert m["tta"] == {"views": "mirror", "scales": [0.75, 1.0]}
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["tta"] == m["tta"]
     plain = evaluate_multiclass(mc, tmp_path / "e2", infection_model=infection, images=d["images"], gt=gt)
-    assert plain["tta"] == {"mirror": False, "scales": [1.0]}
+    assert plain["tta"] == {"views": "none", "scales": [1.0]}

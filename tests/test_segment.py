@@ -92,7 +92,7 @@ def test_volume_end_to_end(phantom, tmp_path):
     assert report["model"]["mask_labels"] == {"1": "ggo", "2": "consolidation"}
     assert report["input"]["spacing"] == list(ref.spacing) and report["settings"]["window"]["width"] == 1400
     # what produced the maps: a predictor without these attributes reports the plain defaults
-    assert report["settings"]["temperature"] == 1.0 and report["settings"]["tta"] == {"mirror": False, "scales": [1.0]}
+    assert report["settings"]["temperature"] == 1.0 and report["settings"]["tta"] == {"views": "none", "scales": [1.0]}
     html = (out / "report.html").read_text()
     assert "not for clinical diagnosis" in html and 'src="data:image/png;base64,' in html
     assert 'src="http' not in html and 'src="overlays' not in html
@@ -167,9 +167,30 @@ def test_cli_segment_tta_reaches_the_predictor(phantom, tmp_path, monkeypatch):
     monkeypatch.setattr("infnet.cli.segment.load_predictor", load)
     out = str(tmp_path / "t")
     assert main(["segment", str(phantom), "-o", out, "--tta", "--tta-scales", "0.75", "1", "--quiet"]) == 0
-    assert seen == {"tta": True, "tta_scales": [0.75, 1.0], "backend": "auto"}
+    assert seen == {"tta": "mirror", "tta_scales": [0.75, 1.0], "backend": "auto"}
     assert main(["segment", str(phantom), "-o", out + "2", "--backend", "torch", "--quiet"]) == 0
-    assert seen["backend"] == "torch"
+    assert seen["backend"] == "torch" and seen["tta"] == "auto"  # default: dihedral on 2D slices, none on volumes
+    assert main(["segment", str(phantom), "-o", out + "3", "--tta", "dihedral", "--quiet"]) == 0
+    assert seen["tta"] == "dihedral"
+
+
+def test_auto_tta_is_dihedral_on_slices_and_none_on_volumes(phantom, tmp_path):
+    class Recording(FakePredictor):
+        tta = "auto"
+
+        def predict_proba(self, slices):
+            self.seen = getattr(self, "seen", set()) | {self.tta}
+            return super().predict_proba(slices)
+
+    seg = Recording()
+    png = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8)).save(png)
+    r2d = segment_file(seg, png)
+    assert seg.seen == {"dihedral"} and r2d.settings["tta"]["views"] == "dihedral"
+    assert seg.tta == "auto"  # restored after the slices
+    seg.seen = set()
+    r3d = segment_file(seg, phantom)
+    assert seg.seen == {"auto"} and r3d.settings["tta"]["views"] == "none"  # auto runs one view on volumes
 
 
 def _dicom_with_modality(root, dest, modality):

@@ -55,7 +55,7 @@ class NetPredictor:
         self.batch_size = batch_size
         self.mean, self.std = tuple(model.mean), tuple(model.std)
         self.temperature = checked_temperature(temperature, model)
-        self.tta = bool(tta)
+        self.tta = tta_mode(tta)
         self.tta_scales = checked_scales(tta_scales)
         self._net: Net | None = None
 
@@ -97,11 +97,12 @@ class SliceSegmenter(NetPredictor):
     the same size; ``predict`` returns a uint8 {0,1} mask of the input's shape. ``temperature`` (default: the
     checkpoint's, else 1) sharpens the maps as ``sigmoid(T * logit)``; masks at 0.5 do not change
     (:mod:`infnet.calibration`). ``tta`` averages the logits of the slice and its left-right mirror image
-    (twice the compute); ``tta_scales`` (e.g. ``(0.75, 1, 1.25)``, the training scales) also averages over
-    input sizes (``len(scales)`` times the compute, twice that with ``tta``). ``backend``: 'auto' (ONNX Runtime on
-    the CPU when installed, else torch), 'torch', 'onnx' or 'onnx-int8' (:mod:`infnet.backends`); the ONNX net is
-    exported or read from the cache on first use (or :meth:`prepare`), TTA and temperature are applied around it in
-    torch.
+    (True or 'mirror', twice the compute) or of all 8 flips/rotations ('dihedral', 8x: the answer no longer
+    depends on the slice's orientation); ``tta_scales`` (e.g. ``(0.75, 1, 1.25)``, the training scales) also
+    averages over input sizes (``len(scales)`` times the compute, times the views of ``tta``). ``backend``:
+    'auto' (ONNX Runtime on the CPU when installed, else torch), 'torch', 'onnx' or 'onnx-int8'
+    (:mod:`infnet.backends`); the ONNX net is exported or read from the cache on first use (or :meth:`prepare`),
+    TTA and temperature are applied around it in torch.
     """
 
     def __init__(
@@ -169,6 +170,41 @@ class SliceSegmenter(NetPredictor):
         raise ValueError(f"expected a uint8 2D slice or 3D stack, got {arr.dtype} {arr.shape}")
 
 
+TTA_MODES = ("auto", "none", "mirror", "dihedral")
+
+
+def tta_mode(tta: bool | str | None) -> str:
+    """'none', 'mirror' or 'dihedral' for a TTA setting (False/None: none, True: mirror, or the name itself);
+    'auto' is kept as is: the scan pipeline makes it 'dihedral' for 2D slices and 'none' for volumes."""
+    if tta is None or tta is False:
+        return "none"
+    if tta is True:
+        return "mirror"
+    if tta not in TTA_MODES:
+        raise InfnetError(f"unknown TTA {tta!r} (use {', '.join(TTA_MODES)})")
+    return str(tta)
+
+
+def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """As :func:`infnet.data.presentation.dihedral` on the last two axes of a tensor."""
+    return torch.rot90(x.transpose(-1, -2) if k >= 4 else x, k % 4, dims=(-2, -1))
+
+
+def _undo_dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    x = torch.rot90(x, -(k % 4), dims=(-2, -1))
+    return x.transpose(-1, -2) if k >= 4 else x
+
+
+def dihedral_tta(model: nn.Module | Net, batch: torch.Tensor) -> torch.Tensor:
+    """Mean logits over the 8 flips/rotations of the plane, each turned back: the same answer for every
+    orientation of the input (8x compute)."""
+    total = None
+    for k in range(8):
+        out = _undo_dihedral(logits_of(model, _dihedral(batch, k).contiguous()), k)
+        total = out if total is None else total + out
+    return total / 8
+
+
 def flip_tta(model: nn.Module | Net, batch: torch.Tensor) -> torch.Tensor:
     """Mean logits ``out`` of ``batch`` (N,C,H,W) and of its left-right mirror image, mirrored back."""
     logits = logits_of(model, batch)
@@ -176,22 +212,26 @@ def flip_tta(model: nn.Module | Net, batch: torch.Tensor) -> torch.Tensor:
     return (logits + torch.flip(mirrored, dims=[3])) / 2
 
 
-def tta_logits(model: nn.Module | Net, batch: torch.Tensor, scales: tuple[float, ...] = (1.0,), flip: bool = False):
-    """Mean logits ``out`` of ``batch`` (N,C,H,W) over input ``scales`` and, with ``flip``, mirror images.
+def tta_logits(
+    model: nn.Module | Net, batch: torch.Tensor, scales: tuple[float, ...] = (1.0,), flip: bool | str = False
+):
+    """Mean logits ``out`` of ``batch`` (N,C,H,W) over input ``scales`` and the views of ``flip`` (a
+    :func:`tta_mode`: True or 'mirror' adds the mirror image, 'dihedral' all 8 flips/rotations).
 
     ``model``: a registered model (its ``out`` entry is used) or a backend net returning the logits.
     A scale resizes the batch to the multi-scale training size (``scaled_size``: a multiple of 32 near s*H);
     its logits are resized to (H, W). ``scales=(1,)``: no resizing at all (logits at the model's output size).
     """
+    views = {"auto": logits_of, "none": logits_of, "mirror": flip_tta, "dihedral": dihedral_tta}[tta_mode(flip)]
     if tuple(scales) == (1.0,):
-        return flip_tta(model, batch) if flip else logits_of(model, batch)
+        return views(model, batch)
     h, w = batch.shape[-2:]
     total = None
     for s in scales:
         x = batch
         if s != 1.0:
             x = F.interpolate(batch, size=(scaled_size(h, s), scaled_size(w, s)), mode="bilinear", align_corners=False)
-        out = flip_tta(model, x) if flip else logits_of(model, x)
+        out = views(model, x)
         if out.shape[-2:] != (h, w):
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         total = out if total is None else total + out

@@ -29,9 +29,15 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
                              "within 0.001 on the test slices; multi-class networks stay fp32)")  # fmt: skip
 
 
-def add_tta_arguments(parser: argparse.ArgumentParser, scope: str = "") -> None:
-    """``--tta`` (mirror) and ``--tta-scales S ...`` (the training scales), ``scope`` added to the help."""
-    parser.add_argument("--tta", action="store_true", help=f"average with the mirrored slice{scope} (2x compute)")
+def add_tta_arguments(parser: argparse.ArgumentParser, scope: str = "", auto: bool = False) -> None:
+    """``--tta [mirror|dihedral]`` and ``--tta-scales S ...`` (the training scales), ``scope`` added to the help;
+    ``auto``: also the choice 'auto' (the default: dihedral on 2D slices, none on volumes)."""
+    choices = ("auto", "none", "mirror", "dihedral") if auto else ("none", "mirror", "dihedral")
+    default = "auto (dihedral on 2D slices, none on volumes)" if auto else "none"
+    parser.add_argument("--tta", nargs="?", const="mirror", default=choices[0], choices=choices,
+                        help=f"test-time augmentation{scope}: mirror (--tta alone; average with the mirrored slice, "
+                             "2x compute) or dihedral (all 8 flips/rotations, 8x: the same answer in any "
+                             f"orientation); default {default}")  # fmt: skip
     scales = "also average over input scales, e.g. 0.75 1 1.25 (the training scales; N x compute)"
     parser.add_argument("--tta-scales", type=float, nargs="+", metavar="S", help=scales)
 

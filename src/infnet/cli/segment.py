@@ -47,7 +47,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "the image left, anterior up), training (the COVID-SemiSeg layout) or auto (read from the "
                         "anatomy); decides right/left")  # fmt: skip
     p.add_argument("--pixel-spacing", type=float, metavar="MM", help="2D slices: pixel size in mm (areas in mm^2)")
-    add_tta_arguments(p)
+    add_tta_arguments(p, auto=True)
     p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")
     add_backend_argument(p)
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")

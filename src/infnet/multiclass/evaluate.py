@@ -55,7 +55,7 @@ def evaluate_multiclass(
     )
     predict_folder(seg, images, out_dir / "pred", batch_size=batch_size, progress=progress)
     metrics: dict = {"model": str(model), "predictor": seg.name, "images": str(images)}
-    metrics["tta"] = {"mirror": seg.tta, "scales": list(seg.tta_scales)}
+    metrics["tta"] = {"views": seg.tta, "scales": list(seg.tta_scales)}
     for cls in CLASS_SPLITS:
         result = evaluate_folders(out_dir / "pred" / cls, gt[cls], protocol="both")
         metrics[cls] = result.summary()
