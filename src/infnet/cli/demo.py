@@ -36,7 +36,7 @@ def run(args) -> int:
 
     samples = bundled_samples()
     out = Path(args.output)
-    predictor = load_predictor(args.model, backend=args.backend)
+    predictor = load_predictor(args.model, tta="auto", backend=args.backend)  # as `infnet segment`
     runs = [(samples / "chest_ct_crop.nii.gz", out / "chest_ct"), (samples / "slices", out / "slices")]
     for source, dest in runs:
         # The bundled slices are in the COVID-SemiSeg layout (ignored for the volume).

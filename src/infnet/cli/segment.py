@@ -89,7 +89,7 @@ def _model_name(args) -> str | None:
 
 
 def load_predictor(
-    model: str | None, infection_model: str | None = None, tta: bool = False, tta_scales=None, backend: str = "auto"
+    model: str | None, infection_model: str | None = None, tta: bool | str = False, tta_scales=None, backend="auto"
 ):
     """The slice predictor for ``--model`` (``infnet.inference.load_predictor``, imported late: a light CLI)."""
     try:
