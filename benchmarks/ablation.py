@@ -18,6 +18,7 @@ Run directories: ``runs/ablation/noN-sS/``. Queue this behind any other training
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import subprocess
@@ -63,10 +64,6 @@ def command(row: int, seed: int) -> str:
     )
 
 
-def _rows(path: Path) -> int:
-    return max(0, len(path.read_text().splitlines()) - 1) if path.is_file() else 0
-
-
 def collect_one(row: int, seed: int) -> dict | None:
     """Evaluate a finished run's best checkpoint on the test slices and store its summary; None if unfinished."""
     from infnet.data.semiseg import find_dataset
@@ -89,9 +86,8 @@ def collect_one(row: int, seed: int) -> dict | None:
     for step in ("pretrain", "finetune"):
         csv_path = run / step / "run" / "metrics.csv"
         shutil.copyfile(csv_path, out / f"{step}-metrics.csv")
-        lines = csv_path.read_text().splitlines()
-        col = lines[0].split(",").index("seconds")
-        seconds[step] = round(sum(float(line.split(",")[col]) for line in lines[1:]))
+        with open(csv_path) as fh:
+            seconds[step] = round(sum(float(r["seconds"]) for r in csv.DictReader(fh)))
     summary = dict(
         key=key(row, seed),
         row=row,
@@ -115,13 +111,14 @@ def run_queue(rows: list[int], seeds: list[int]) -> None:
                 continue
             run = RUNS / key(row, seed)
             if not (run / "result.json").is_file():
-                argv = command(row, seed).split()
-                argv[0] = str(Path(sys.executable).with_name("infnet"))
-                if (run / "semi.json").is_file():
-                    argv = argv[:2] + ["--out", str(run), "--resume", "--quiet"]
+                infnet = str(Path(sys.executable).with_name("infnet"))
+                if (run / "semi.json").is_file():  # a killed run: continue it with its saved settings
+                    argv = [infnet, "semi", "--out", str(run), "--resume"]
+                else:
+                    argv = [infnet, *command(row, seed).split()[1:]]
                 t = time.time()
                 print(f"{key(row, seed)}: {' '.join(argv)}", flush=True)
-                subprocess.run(argv + (["--quiet"] if "--resume" not in argv else []), cwd=ROOT, check=True)
+                subprocess.run([*argv, "--quiet"], cwd=ROOT, check=True)
                 print(f"{key(row, seed)}: trained in {(time.time() - t) / 60:.1f} min", flush=True)
             s = collect_one(row, seed)
             print(f"{key(row, seed)}: test meanDic {s['test']['paper']['meanDic']:.3f} "

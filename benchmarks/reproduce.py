@@ -386,14 +386,11 @@ REPORT = ROOT / "benchmarks" / "reproduce.md"
 ABLATION_MARK = "<!-- Table IV: benchmarks/reproduce.py ablation -->"
 
 
-def _main_part() -> str:
+def _parts() -> tuple[str, str]:
+    """(main tables, Table IV section) of the current reproduce.md, either empty when absent."""
     text = REPORT.read_text() if REPORT.is_file() else ""
-    return text.split(ABLATION_MARK)[0].rstrip("\n")
-
-
-def _ablation_part() -> str:
-    text = REPORT.read_text() if REPORT.is_file() else ""
-    return text.split(ABLATION_MARK)[1].strip("\n") if ABLATION_MARK in text else ""
+    main, _, table_iv = text.partition(ABLATION_MARK)
+    return main.rstrip("\n"), table_iv.strip("\n")
 
 
 def _write(main: str, table_iv: str) -> None:
@@ -412,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown keys: {', '.join(unknown)}; choose from: {', '.join(SPECS)}", file=sys.stderr)
         return 2
     if action == "ablation":  # Table IV: its own section, kept when the main tables are re-rendered
-        _write(_main_part(), "\n".join(ablation.render()))
+        _write(_parts()[0], "\n".join(ablation.render()))
         return 0
     if action == "commands":
         data = _data_root()
@@ -426,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             # the summaries of these runs predate benchmarks/runs/ being committed: keep the table as rendered then
             print("no run summaries in benchmarks/runs/<key>/: the main tables are kept as they are", file=sys.stderr)
             return 0
-        _write(render(), _ablation_part())
+        _write(render(), _parts()[1])
         print(f"wrote {ROOT / 'benchmarks' / 'reproduce.md'}")
     return 0
 

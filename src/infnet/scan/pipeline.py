@@ -299,19 +299,13 @@ def segment_slices(
     input_size = _input_size(predictor, input_size)
     if slice_orientation not in s2d.ORIENTATION_CHOICES:
         raise InfnetError(f"unknown slice orientation {slice_orientation!r} (use {', '.join(s2d.ORIENTATION_CHOICES)})")
-    with _slice_tta(predictor):
-        return _segment_slices(predictor, slices, classes, input_size, lung_mask, batch_size, threshold,
-                               probabilities, slice_orientation, progress, margin_mm)  # fmt: skip
-
-
-def _segment_slices(predictor, slices, classes, input_size, lung_mask, batch_size, threshold, probabilities,
-                    slice_orientation, progress, margin_mm) -> SegmentationResult:  # fmt: skip
     method = _lung_method(lung_mask, False)
     t = time.perf_counter()
     masks, lungs, probs = [], [], [] if probabilities else None
     fovs, layouts, detected = [], [], []
     n = len(slices.images)
-    with _progress(n, slices.path.name, progress) as bar:
+    with _slice_tta(predictor), _progress(n, slices.path.name, progress) as bar:
+        model_settings = predictor_settings(predictor)  # the views used here ('auto' is dihedral on slices)
         for i0 in range(0, n, batch_size):
             prepared = [s2d.prepare_slice(im, slice_orientation, slices.pixel_spacing, margin_mm)
                         for im in slices.images[i0 : i0 + batch_size]]  # fmt: skip
@@ -339,7 +333,7 @@ def _segment_slices(predictor, slices, classes, input_size, lung_mask, batch_siz
     settings = {"intensity": "8bit", "window": None, "lung_mask": method, "threshold": threshold,
                 "input_size": input_size, "orientation": orientation["settings"],
                 "field_of_view": {"full": fovs.count("full"), "cropped": fovs.count("cropped")},
-                **predictor_settings(predictor)}  # fmt: skip
+                **model_settings}  # fmt: skip
     notes = list(slices.notes) + orientation["notes"]
     if "full" in fovs:
         notes.append(
