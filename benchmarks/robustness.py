@@ -16,7 +16,9 @@ full-FOV slices, orientation 'training' so that nothing is turned for the model:
 (``infnet evaluate --protocol standard``), computed in the view's own frame; with ``--multiclass`` the
 multi-class models' ground-glass / consolidation Dice@0.5 against MultiClassInfection-Test GT (the val split's
 multi-class GT with ``--split val``), each with its registered infection model. Decisions are made on ``--split
-val`` (the 5 validation slices); the test slices are for the report.
+val`` (the 5 validation slices) or ``--split pseudo`` (100 of the unlabelled slices, the authors' pseudo-labels as
+reference: enough slices to see what the 2D pipeline costs against the network alone); the test slices are for the
+report.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ from infnet.scan.volume_io import SliceSet
 def pairs(root: Path, split: str, multiclass: bool = False) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(stem, 8-bit slice, GT) of the val (5) or test (48) slices; GT 0/255, or class indices 0/1/2."""
     name = {(False, "val"): "doctor-label", (False, "test"): "lung-test", (True, "val"): "multiclass-train",
-            (True, "test"): "multiclass-test"}[(multiclass, split)]  # fmt: skip
+            (True, "test"): "multiclass-test", (False, "pseudo"): "pseudo-label"}[(multiclass, split)]  # fmt: skip
     sp = semiseg.SPLITS[name]
     images = list_images(root / sp.image_dir)
+    if split == "pseudo":  # every 16th unlabelled slice (100), the authors' pseudo-label as reference
+        images = images[::16]
     if split == "val":
         stems = set(semiseg.read_split_list(root, "val"))
         images = [p for p in images if p.stem in stems]
@@ -75,7 +79,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", help="bundled names or checkpoints (default: the bundled binary ones)")
     ap.add_argument("--multiclass", action="store_true", help="multi-class models: GGO and consolidation Dice")
-    ap.add_argument("--split", choices=("test", "val"), default="test")
+    ap.add_argument("--split", choices=("test", "val", "pseudo"), default="test",
+                    help="pseudo: 100 unlabelled slices against the authors' pseudo-labels (pipeline checks; "
+                    "the Semi-Inf-Net models trained on them)")  # fmt: skip
     ap.add_argument("--path", choices=("product", "network"), default="product")
     ap.add_argument("--views", nargs="+", help="view names (default: all)")
     ap.add_argument("--tta", choices=("none", "mirror", "dihedral", "auto"), default="none",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -11,7 +13,7 @@ from infnet.io.images import read_gray
 from infnet.scan.lungmask import classical_lung_mask
 from infnet.scan.preprocess import axial_view, view_spacing
 from infnet.scan.samples import bundled_samples
-from infnet.scan.slices2d import detect_orientation, lung_mask_2d, prepare_slice
+from infnet.scan.slices2d import detect_orientation, lung_mask_2d, prepare_slice, widen_box
 from infnet.scan.volume_io import read_scan
 
 
@@ -92,7 +94,25 @@ def test_full_fov_slice_is_cut_to_its_lungs_for_the_model():
     pasted[r0 : r0 + img.shape[0], c0 : c0 + img.shape[1]] = True
     assert (found & pasted).sum() / (found | pasted).sum() > 0.7
     assert _dice(inner > 0, crop_mask > 0) > 0.7
-    assert any("cut to their lungs' box" in n for n in res.notes)
+    assert any("cut for the model to the box of their lungs and of the infection" in n for n in res.notes)
+
+
+def test_box_grows_to_hold_infection_the_lung_mask_missed():
+    """Dense infection is bright: a first pass over the body's box widens the lung box to hold it."""
+    img = np.zeros((200, 200), np.uint8)  # air
+    img[40:160, 30:170] = 200  # body (soft tissue)
+    img[60:140, 50:95] = 30  # one lung, dark
+    img[60:140, 105:150] = 200  # the other lung, consolidated: as bright as tissue
+    p = prepare_slice(img, "training", pixel_mm=2.0, margin_mm=0.0)  # 2 mm pixels: lungs over the 80 mm minimum
+    assert p.fov == "full"
+    assert p.body == (slice(40, 160), slice(30, 170))
+    assert p.box == (slice(60, 140), slice(50, 95))  # the intensity lung box holds the dark lung only
+    infection = np.zeros(img.shape, bool)
+    infection[70:130, 110:145] = True
+    wide = widen_box(p, infection, 2.0, 2.0)  # margin 1 px
+    assert wide.box == (slice(59, 141), slice(49, 146))
+    nothing = replace(p, lungs=np.zeros_like(p.lungs))
+    assert widen_box(nothing, np.zeros(img.shape, bool), 2.0, 2.0).box == p.body
 
 
 def _paste_offset(big: np.ndarray, img: np.ndarray) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 # The training slices' window, estimated from air / fat / soft-tissue peaks (benchmarks/estimate_window.py).
 WINDOW_LEVEL = -430.0
@@ -63,24 +64,30 @@ def full_fov(
     side = size or int(2 * max(ar, ac) * rng.uniform(1.15, 1.45))
     side = max(side, int(2 * max(ar, ac)) + 8, h + 4, w + 4)
     cr, cc = side / 2 + rng.uniform(-0.03, 0.03) * side, side / 2 + rng.uniform(-0.05, 0.02) * side
-    r, c = np.ogrid[:side, :side]
-    rho = np.sqrt(((r - cr) / ar) ** 2 + ((c - cc) / ac) ** 2)
-    canvas = rng.normal(-1000.0, 8.0, (side, side)).astype(np.float32)
-    body = rho <= 1.0
-    canvas[body] = rng.normal(40.0, 12.0, int(body.sum()))
-    rim = body & (rho > 1.0 - rng.uniform(0.04, 0.1))
-    canvas[rim] = rng.normal(-100.0, 12.0, int(rim.sum()))
-    if table if table is not None else rng.random() < 0.6:
-        c0 = int(min(side - 2, cc + ac + rng.uniform(0.01, 0.04) * side))
-        c1 = int(min(side, c0 + max(2, rng.uniform(0.015, 0.04) * side)))
-        canvas[int(0.1 * side) : int(0.9 * side), c0:c1] = rng.uniform(-200.0, 300.0)
-    if circle if circle is not None else rng.random() < 0.5:
-        outside = np.hypot(r - side / 2, c - side / 2) > side / 2 * rng.uniform(0.94, 1.0)
-        canvas[outside] = OUTSIDE_FOV_HU
     # The crop's centre sits a little anterior of the body centre: the spine is behind the lungs.
     r0 = int(np.clip(round(cr - h / 2), 0, side - h))
     c0 = int(np.clip(round(cc - ac + (2 * ac - w) * rng.uniform(0.25, 0.45)), 0, side - w))
     box = (slice(r0, r0 + h), slice(c0, c0 + w))
+    r, c = np.ogrid[:side, :side]
+    rho = np.sqrt(((r - cr) / ar) ** 2 + ((c - cc) / ac) ** 2)
+    canvas = rng.normal(-1000.0, 8.0, (side, side)).astype(np.float32)
+    # The body: the ellipse, grown where needed so that a chest wall always closes the crop (its lungs touch
+    # the crop's edges; a lung open to the air outside the body does not occur in a real slice).
+    wall = max(3.0, rng.uniform(0.015, 0.04) * side)
+    dr = np.maximum(np.maximum(r0 - r, r - (r0 + h - 1)), 0)
+    dc = np.maximum(np.maximum(c0 - c, c - (c0 + w - 1)), 0)
+    body = (rho <= 1.0) | (np.hypot(dr, dc) <= wall)
+    canvas[body] = rng.normal(40.0, 12.0, int(body.sum()))
+    depth = ndi.distance_transform_edt(np.pad(body, 1))[1:-1, 1:-1]
+    rim = body & (depth <= rng.uniform(0.4, 0.8) * wall)
+    canvas[rim] = rng.normal(-100.0, 12.0, int(rim.sum()))
+    if table if table is not None else rng.random() < 0.6:
+        t0 = int(min(side - 2, max(cc + ac, c0 + w + wall) + rng.uniform(0.01, 0.04) * side))
+        t1 = int(min(side, t0 + max(2, rng.uniform(0.015, 0.04) * side)))
+        canvas[int(0.1 * side) : int(0.9 * side), t0:t1] = rng.uniform(-200.0, 300.0)
+    if circle if circle is not None else rng.random() < 0.5:
+        outside = np.hypot(r - side / 2, c - side / 2) > side / 2 * rng.uniform(0.94, 1.0)
+        canvas[outside & ~body] = OUTSIDE_FOV_HU  # the field holds the body (else truncation artefacts)
     canvas[box] = hu
     out_masks = []
     for m in masks:

@@ -135,6 +135,19 @@ def _predict(predictor: SlicePredictor, crops: list[np.ndarray], input_size: int
     return out
 
 
+def _widen_boxes(predictor, prepared, input_size, n_classes, threshold, pixel_mm, margin_mm) -> list:
+    """Full-FOV slices: a first pass over the body's box finds infection the intensity lung box may miss."""
+    full = [i for i, p in enumerate(prepared) if p.body is not None]
+    firsts = _predict(predictor, [prepared[i].image[prepared[i].body] for i in full], input_size, n_classes)
+    out = list(prepared)
+    for i, prob in zip(full, firsts, strict=True):
+        p = prepared[i]
+        infection = np.zeros(p.image.shape, bool)
+        infection[p.body] = labels_from_prob(prob, threshold) > 0
+        out[i] = s2d.widen_box(p, infection, pixel_mm, margin_mm)
+    return out
+
+
 def _input_size(predictor: SlicePredictor, requested: int | None) -> int:
     """The size crops are batched at: ``requested`` (0: each crop at its own size, one call each), else the model's
     own input size (a 448 model is not fed 352 crops; 352 for the density split, fed at each slice's own size, so
@@ -309,6 +322,8 @@ def segment_slices(
         for i0 in range(0, n, batch_size):
             prepared = [s2d.prepare_slice(im, slice_orientation, slices.pixel_spacing, margin_mm)
                         for im in slices.images[i0 : i0 + batch_size]]  # fmt: skip
+            prepared = _widen_boxes(predictor, prepared, input_size, len(classes), threshold, slices.pixel_spacing,
+                                    margin_mm)  # fmt: skip
             crops = [p.image[p.box] if p.box else p.image for p in prepared]
             for p, crop_prob in zip(prepared, _predict(predictor, crops, input_size, len(classes)), strict=True):
                 prob = np.zeros((len(classes), *p.image.shape), np.float32)
@@ -337,7 +352,8 @@ def segment_slices(
     notes = list(slices.notes) + orientation["notes"]
     if "full" in fovs:
         notes.append(
-            f"{fovs.count('full')} full-field-of-view slice(s) were cut to their lungs' box for the model "
+            f"{fovs.count('full')} full-field-of-view slice(s) were cut for the model to the box of their lungs "
+            "and of the infection a first pass over the whole body found "
             f"(margin {margin_mm:g} mm at {slices.pixel_spacing or s2d.ASSUMED_PIXEL_MM:g} mm per pixel"
             + ("" if slices.pixel_spacing else ", assumed")
             + "); infection outside that box is not reported"

@@ -21,7 +21,7 @@ confidence; the result is used only where the caller asks for it, and always rep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -190,6 +190,7 @@ class PreparedSlice:
     fov: str  # 'full' or 'cropped'
     box: tuple[slice, slice] | None  # lung box the model sees (full FOV), None for the whole slice
     detected: dict  # detect_orientation() on the slice as stated
+    body: tuple[slice, slice] | None = None  # the body's box (full FOV): where a first pass looks for infection
 
     def restore(self, a: np.ndarray) -> np.ndarray:
         """An array of the training-oriented slice (..., H, W) back to the input's layout."""
@@ -210,11 +211,34 @@ def prepare_slice(
         oriented = np.ascontiguousarray(dihedral(oriented, k2))
         lungs, fov = lung_mask_2d(oriented)
         k = _compose(k, k2)
-    box = None
-    if fov == "full" and lungs.any():
+    box = body = None
+    if fov == "full":
         px = pixel_mm or ASSUMED_PIXEL_MM
         box = lung_box(lungs > 0, (px, px), margin_mm)
-    return PreparedSlice(k, oriented, lungs, fov, box, detected)
+        body = body_box(oriented)
+    return PreparedSlice(k, oriented, lungs, fov, box, detected, body)
+
+
+def body_box(img: np.ndarray) -> tuple[slice, slice] | None:
+    """Bounding box of the body (the largest non-air region, holes filled) of a full-FOV 8-bit slice."""
+    f = max(1, -(-max(img.shape) // MAX_WORK_PX))
+    small = _block_mean(img, f)
+    hist = np.bincount(np.clip(small + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(float)
+    t = min(max(otsu_threshold(hist), 40), 200)
+    lab, n = ndi.label(ndi.binary_opening(small >= t, disk(1)))
+    if n == 0:
+        return None
+    body = lab == int(np.argmax(np.bincount(lab.ravel())[1:])) + 1
+    sl = ndi.find_objects(body.astype(np.uint8))[0]
+    return tuple(slice(s.start * f, min(s.stop * f, n_)) for s, n_ in zip(sl, img.shape, strict=True))  # type: ignore[return-value]
+
+
+def widen_box(p: PreparedSlice, infection: np.ndarray, pixel_mm: float | None, margin_mm: float) -> PreparedSlice:
+    """``p`` with its box grown to hold ``infection`` (a first pass over the body): dense infection is bright, so
+    the intensity lung mask, and its box, can miss much of a consolidated lung."""
+    px = pixel_mm or ASSUMED_PIXEL_MM
+    box = lung_box((p.lungs > 0) | infection, (px, px), margin_mm) or p.body
+    return replace(p, box=box)
 
 
 def _compose(k1: int, k2: int) -> int:
