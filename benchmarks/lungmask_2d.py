@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 
 from infnet.data.presentation import dihedral, undo_dihedral, window_to_uint8
 from infnet.scan.lungmask import classical_lung_mask
-from infnet.scan.preprocess import axial_view, view_spacing
+from infnet.scan.preprocess import axial_view, superior_step, view_spacing
 from infnet.scan.slices2d import detect_orientation, lung_mask_2d
 from infnet.scan.volume_io import read_scan
 
@@ -37,7 +37,7 @@ def exported_slices(path: Path, zoom_to: int = 256):
     view = axial_view(scan.array, d)
     spacing = view_spacing(scan.geometry.spacing3(), d)
     lungs = np.zeros(view.shape, np.uint8)
-    classical_lung_mask(view, spacing, lungs)
+    classical_lung_mask(view, spacing, lungs, superior_step=superior_step(d))
     z = max(1.0, zoom_to / max(view.shape[1:]))
     for s in range(view.shape[0]):
         region = lungs[s] > 0

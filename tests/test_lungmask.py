@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from infnet.scan.lungmask import LEFT, RIGHT, classical_lung_mask, split_rows
-from infnet.scan.preprocess import axial_view, view_spacing
+from infnet.scan.preprocess import axial_view, superior_step, view_spacing
 from infnet.scan.samples import bundled_samples, synthetic_chest_ct
 from infnet.scan.volume_io import read_scan
 
@@ -14,7 +14,9 @@ from infnet.scan.volume_io import read_scan
 def _mask(array, spacing, direction=None):
     d = np.eye(3) if direction is None else np.asarray(direction, float).reshape(3, 3)
     out = np.zeros(array.shape, np.uint8)
-    notes = classical_lung_mask(axial_view(array, d), view_spacing(spacing, d), axial_view(out, d))
+    notes = classical_lung_mask(
+        axial_view(array, d), view_spacing(spacing, d), axial_view(out, d), superior_step=superior_step(d)
+    )
     return out, notes
 
 
@@ -103,8 +105,12 @@ def test_real_copd_thorax_matches_its_reference_lung_mask(ct_samples):
     lungs, notes = _mask(scan.array, scan.geometry.spacing3(), scan.geometry.direction)
     ref = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "wholeLung-64.nrrd"))) > 0
     dice = 2 * ((lungs > 0) & ref).sum() / ((lungs > 0).sum() + ref.sum())
-    assert notes == [] and dice > 0.97
+    assert notes == [] and dice > 0.98
     assert (lungs == RIGHT).sum() > 0.4 * ref.sum() and (lungs == LEFT).sum() > 0.4 * ref.sum()
+    # Above the apices only the trachea is air inside the body (partial volume at 4 mm lifts its mean to
+    # -800 HU): it is followed down from the top and dropped, as the reference does.
+    empty = ~ref.any(axis=(1, 2))
+    assert empty.sum() >= 3 and not lungs[empty].any()
 
 
 def test_colon_gas_is_not_taken_for_emphysematous_lung(ct_samples):

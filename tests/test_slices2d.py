@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from infnet.data.presentation import View, dihedral, undo_dihedral, window_to_uint8
 from infnet.io.images import read_gray
 from infnet.scan.lungmask import classical_lung_mask
-from infnet.scan.preprocess import axial_view, view_spacing
+from infnet.scan.preprocess import axial_view, superior_step, view_spacing
 from infnet.scan.samples import bundled_samples
 from infnet.scan.slices2d import detect_orientation, lung_mask_2d, prepare_slice, widen_box
 from infnet.scan.volume_io import read_scan
@@ -24,7 +24,7 @@ def thorax(ct_samples):
     d = scan.geometry.direction3()
     view = axial_view(scan.array, d)
     lungs = np.zeros(view.shape, np.uint8)
-    classical_lung_mask(view, view_spacing(scan.geometry.spacing3(), d), lungs)
+    classical_lung_mask(view, view_spacing(scan.geometry.spacing3(), d), lungs, superior_step=superior_step(d))
     out = []
     for z in (30, 40, 45):
         out.append((ndi.zoom(np.asarray(view[z], np.float32), 4, order=1), ndi.zoom(lungs[z], 4, order=0) > 0))

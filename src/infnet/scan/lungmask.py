@@ -122,12 +122,14 @@ def split_rows(mask: np.ndarray, midline: float) -> np.ndarray:
 
 def classical_lung_mask(
     view: np.ndarray, spacing: tuple[float, float, float], out: np.ndarray,
-    to_hu: Callable[[np.ndarray], np.ndarray] | None = None, chunk: int = 32,
+    to_hu: Callable[[np.ndarray], np.ndarray] | None = None, chunk: int = 32, superior_step: int = 0,
 ) -> list[str]:  # fmt: skip
     """Fill ``out`` (uint8, same shape as ``view``; usually a view on the output volume) with lung labels.
 
     ``view``: (slice, row, col) in the training orientation (rows right->left); ``spacing`` (mm) per view axis;
-    ``to_hu`` converts stored values to HU (for 8-bit volumes). Returns notes for the report.
+    ``to_hu`` converts stored values to HU (for 8-bit volumes); ``superior_step`` (+1/-1: the slice index grows
+    towards the head / the feet, :func:`infnet.scan.preprocess.superior_step`; 0: unknown) lets the trachea be
+    followed down from the apices. Returns notes for the report.
     """
     n_slices, n_rows, n_cols = view.shape
     _, sr, sc = spacing
@@ -180,6 +182,8 @@ def classical_lung_mask(
     with_lung = np.flatnonzero(lungs.any(axis=(1, 2)))
     for z in with_lung:
         lungs[z] = _drop_trachea(lungs[z], small_hu[z], midline, trachea_px)
+    if superior_step:
+        _drop_airway_tube(lungs, with_lung[::-1] if superior_step > 0 else with_lung, midline, trachea_px)
     del small_hu
     side, notes = split_sides(lungs, (spacing[0], sr * f, sc * f), midline)
     del lungs
@@ -270,6 +274,31 @@ def _drop_trachea(mask: np.ndarray, hu: np.ndarray, midline: float, max_px: floa
         if area < max_px and abs(centre - midline) < 0.12 * mask.shape[0] and hu[sl][comp].mean() < -900:
             mask[sl][comp] = False
     return mask
+
+
+def _drop_airway_tube(lungs: np.ndarray, zs: np.ndarray, midline: float, max_px: float) -> None:
+    """From the apex slice ``zs[0]`` downwards, remove the small central region that continues from slice to slice
+    (the trachea above the apices; at low resolution partial volume lifts its mean HU above the per-slice test).
+    Stops where no such region overlaps the last one (a gap of one slice is bridged)."""
+    prev, gap = None, 0
+    for z in zs:
+        lab, n = ndi.label(lungs[z])
+        found = np.zeros(lungs.shape[1:], bool)
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            comp = np.zeros_like(found)
+            comp[sl] = lab[sl] == i
+            centre = sl[0].start + np.nonzero(lab[sl] == i)[0].mean()
+            if comp.sum() >= max_px or abs(centre - midline) >= 0.12 * lungs.shape[1]:
+                continue
+            if prev is None or (comp & prev).any():
+                found |= comp
+        if found.any():
+            lungs[z] &= ~found
+            prev, gap = ndi.binary_dilation(found, iterations=1), 0
+        elif prev is None or gap >= 1:
+            return
+        else:
+            gap += 1
 
 
 def upsample_labels(labels: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:

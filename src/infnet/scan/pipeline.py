@@ -31,6 +31,7 @@ from infnet.scan.preprocess import (
     resize_prob,
     resize_uint8,
     resolve_intensity,
+    superior_step,
     uint8_to_hu,
     view_spacing,
     window_to_uint8,
@@ -224,7 +225,8 @@ def segment_volume(
         lungs[...] = lm.lungmask_package_mask(image).reshape(lungs.shape)
     else:
         to_hu = uint8_to_hu if mode == "8bit" else None
-        notes += lm.classical_lung_mask(view, spacing, lung_view, to_hu=to_hu)
+        notes += lm.classical_lung_mask(view, spacing, lung_view, to_hu=to_hu,
+                                        superior_step=superior_step(direction))  # fmt: skip
     timings["lung_mask"] = time.perf_counter() - t
 
     t = time.perf_counter()

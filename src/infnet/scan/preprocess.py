@@ -94,6 +94,12 @@ def axial_view(array_zyx: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return view[:, :: sign[0], :: sign[1]]
 
 
+def superior_step(direction: np.ndarray) -> int:
+    """+1 when the slice index of :func:`axial_view` grows towards the patient's head, -1 towards the feet."""
+    perm, signs = _axis_assignment(np.asarray(direction, dtype=float).reshape(3, 3))
+    return signs[perm.index(2)]  # LPS: +z is superior
+
+
 def view_spacing(spacing_xyz: tuple[float, float, float], direction: np.ndarray) -> tuple[float, float, float]:
     """Spacing (mm) along the axes of :func:`axial_view`: (slice, row, col)."""
     perm, _ = _axis_assignment(np.asarray(direction, dtype=float).reshape(3, 3))

@@ -20,7 +20,7 @@ from infnet.data.dataset import to_training_triplet
 from infnet.data.presentation import PresentationAugment
 from infnet.errors import InfnetError
 from infnet.scan.lungmask import classical_lung_mask
-from infnet.scan.preprocess import axial_view, lung_box, resolve_intensity, view_spacing
+from infnet.scan.preprocess import axial_view, lung_box, resolve_intensity, superior_step, view_spacing
 from infnet.scan.volume_io import Volume, read_scan
 
 MIN_LUNG_MM2 = 100.0  # the pipeline's threshold for sending a slice to the model
@@ -46,7 +46,7 @@ def load_negative_slices(paths: Sequence[str | Path]) -> list[NegativeSlice]:
         view = axial_view(scan.array, direction)
         spacing = view_spacing(scan.geometry.spacing3(), direction)
         lungs = np.zeros(view.shape, np.uint8)
-        classical_lung_mask(view, spacing, lungs)
+        classical_lung_mask(view, spacing, lungs, superior_step=superior_step(direction))
         px_mm2 = spacing[1] * spacing[2]
         before = len(out)
         for s in range(view.shape[0]):
