@@ -251,6 +251,7 @@ def main(argv=None) -> int:
         **({"selection": args.selection} if args.selection else {}),
         "authors_model": args.authors_model,
         "authors_metrics": authors,
+        **{k: old[k] for k in ("use", "caution") if k in old},  # hand-written texts outlive a re-bundle
     }
     if task == "multiclass":
         entry["infection_model"] = args.infection_model

@@ -162,10 +162,14 @@ The authors' {e["authors_model"]} (their published predictions, same evaluator a
 
 {_tables(e["authors_metrics"], task)}
 
-## Licence and intended use
+{_caution(e)}## Licence and intended use
 Weights: {e["licence"]}. The COVID-SemiSeg dataset is licensed for non-commercial use only; so are these
 weights. Research software: not a medical device, not for clinical diagnosis.
 """
+
+
+def _caution(e: dict) -> str:
+    return f"## Caution\n{e['caution']}\n\n" if e.get("caution") else ""
 
 
 def _replace_between(path, table: str) -> None:

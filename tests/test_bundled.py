@@ -117,3 +117,18 @@ def test_segment_multiclass_flag_conflicts_with_model(tmp_path, capsys):
     code = main(["segment", "x.png", "-o", str(tmp_path / "o"), "--multiclass", "--model", "infnet-effl2-semiseg"])
     err = capsys.readouterr().err
     assert code == 2 and "either --model or --multiclass" in err and len(err.strip().splitlines()) == 1
+
+
+def test_models_that_mark_healthy_lung_say_so_in_the_report():
+    """The Semi-Inf-Net models fail the healthy-thorax benchmark (benchmarks/false_positives.py): every report made
+    with them carries the registry's caution, also when one is the prior of a multi-class model."""
+    from types import SimpleNamespace
+
+    from infnet.scan.pipeline import model_cautions
+
+    semi = model_cautions(SimpleNamespace(name="infnet-effl2-semi-semiseg"))
+    assert len(semi) == 1 and "2.36 % of the lung" in semi[0] and semi[0].startswith("infnet-effl2-semi-semiseg:")
+    assert model_cautions(SimpleNamespace(name="infnet-effl2-semiseg")) == []
+    assert model_cautions(SimpleNamespace(name="my.safetensors")) == []
+    prior = SimpleNamespace(name="infnet-effl2-semi-ens3-semiseg")
+    assert "0.99 %" in model_cautions(SimpleNamespace(name="density-split-multiclass-semiseg", infection=prior))[0]

@@ -99,8 +99,9 @@ def _use(e: dict) -> str:
         return "default: `infnet segment`, `predict`, `demo`"
     if name == weights.DEFAULT_MULTICLASS_MODEL:
         return "default of `infnet segment --multiclass`"
+    caution = "; false positives on a healthy thorax (card)" if e.get("caution") else ""
     if arch == "ensemble":
-        return f"most accurate; {cfg.get('n', 3)} passes per slice"
+        return f"most accurate on the benchmark slices; {cfg.get('n', 3)} passes per slice{caution}"
     prior = e.get("infection_model", "")
     if arch == "density-split" and prior in weights.list_bundled():
         if weights.bundled_entry(prior).get("arch") == "ensemble":
@@ -109,7 +110,7 @@ def _use(e: dict) -> str:
     if e.get("task") == "multiclass":
         return "the paper's infection-guided multi-class network"
     if "semi" in name:
-        return "Semi-Inf-Net, best single model"
+        return f"Semi-Inf-Net, best single model on the benchmark slices{caution}"
     return "binary infection"
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from infnet.errors import InfnetError
+from infnet.models import weights
 from infnet.predictor import SlicePredictor
 from infnet.scan import lungmask as lm
 from infnet.scan import slices2d as s2d
@@ -102,6 +103,17 @@ def predictor_settings(predictor) -> dict:
         "temperature": float(getattr(predictor, "temperature", 1.0)),
         "tta": {"views": "none" if views == "auto" else views, "scales": [float(x) for x in scales]},
     }
+
+
+def model_cautions(predictor) -> list[str]:
+    """The registry's caution for each bundled model in use (e.g. false positives on healthy lung)."""
+    out = []
+    for p in (predictor, getattr(predictor, "infection", None)):
+        name = getattr(p, "name", None)
+        known = isinstance(name, str) and name in weights.list_bundled()
+        if known and (caution := weights.bundled_entry(name).get("caution")):
+            out.append(f"{name}: {caution}")
+    return out
 
 
 @contextlib.contextmanager
@@ -293,6 +305,7 @@ def segment_volume(
     }  # fmt: skip
     if not measurements["lung"]["volume_ml"]["total"]:
         notes.append("no lung found: nothing was segmented (is this a chest CT?)")
+    notes += model_cautions(predictor)
     return SegmentationResult(volume.path, volume, getattr(predictor, "name", "model"), classes, mask, lungs,
                               probs, measurements, settings, notes, timings,
                               lobe_map.array if lobe_map is not None else None)  # fmt: skip
@@ -360,6 +373,7 @@ def segment_slices(
             + ("" if slices.pixel_spacing else ", assumed")
             + "); infection outside that box is not reported"
         )
+    notes += model_cautions(predictor)
     notes.append(
         "the lung area of 2D slices is an intensity-based estimate plus predicted infection" if method == "intensity"
         else "no lung mask (--lung-mask none): percentages are not computed"
