@@ -143,3 +143,27 @@ def test_pipeline_feeds_a_model_at_its_own_input_size():
     img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
     res = segment_slices(Fake(), SliceSet(bundled_samples(), [img], ["a"]), slice_orientation="training")
     assert seen == [(448, 448)] and res.settings["input_size"] == 448
+
+
+def test_narrow_window_is_noted_for_models_not_trained_for_it():
+    """Soft tissue saturated at 255 means a window ending below it (-700/1000 HU ends at -200 HU): noted."""
+    from infnet.inference import Segmenter
+    from infnet.scan.pipeline import segment_slices
+    from infnet.scan.slices2d import saturated_tissue_share
+    from infnet.scan.volume_io import SliceSet
+
+    half = np.zeros((20, 20), np.uint8)
+    half[:, 10:] = 255
+    assert saturated_tissue_share(half) == 1.0
+    half[:, 15:] = 200
+    assert saturated_tissue_share(half) == 0.5
+    img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
+    (narrow,) = View("narrow", window=(-700.0, 1000.0)).apply(img, [])
+    assert saturated_tissue_share(img) < 0.7 <= saturated_tissue_share(narrow)
+    seg = Segmenter.from_pretrained()
+    res = segment_slices(seg, SliceSet(bundled_samples(), [img, narrow], ["a", "b"]), slice_orientation="training")
+    assert res.settings["narrow_window_slices"] == 1
+    assert any(n.startswith("1 of 2 slice(s) have their soft tissue saturated") for n in res.notes)
+    robust = Segmenter.from_pretrained("infnet-effl2-robust-semiseg")
+    res = segment_slices(robust, SliceSet(bundled_samples(), [narrow], ["b"]), slice_orientation="training")
+    assert not any("saturated" in n for n in res.notes)

@@ -116,6 +116,21 @@ def model_cautions(predictor) -> list[str]:
     return out
 
 
+def _window_check(predictor, images, settings: dict) -> list[str]:
+    """8-bit slices whose soft tissue is saturated were windowed narrower than the training window: models
+    trained without --presentation lose up to 0.12 Dice@0.5 there (docs/robustness.md). Noted, not corrected."""
+    flagged = sum(s2d.saturated_tissue_share(im) >= s2d.SATURATED_SHARE for im in images)
+    settings["narrow_window_slices"] = flagged
+    name = getattr(predictor, "name", None)
+    robust = isinstance(name, str) and name in weights.list_bundled()
+    robust = robust and bool((weights.bundled_entry(name).get("config") or {}).get("presentation"))
+    if not flagged or robust:
+        return []
+    return [f"{flagged} of {len(images)} slice(s) have their soft tissue saturated: windowed narrower than the "
+            "training window (level -430, width 1400 HU), e.g. -700/1000; this model loses Dice there, "
+            "infnet-effl2-robust-semiseg is trained for it"]  # fmt: skip
+
+
 @contextlib.contextmanager
 def _slice_tta(predictor):
     """TTA 'auto' means all 8 flips/rotations on 2D slices, whose orientation the image does not prove: the
@@ -373,7 +388,7 @@ def segment_slices(
             + ("" if slices.pixel_spacing else ", assumed")
             + "); infection outside that box is not reported"
         )
-    notes += model_cautions(predictor)
+    notes += model_cautions(predictor) + _window_check(predictor, slices.images, settings)
     notes.append(
         "the lung area of 2D slices is an intensity-based estimate plus predicted infection" if method == "intensity"
         else "no lung mask (--lung-mask none): percentages are not computed"
