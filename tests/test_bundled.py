@@ -124,7 +124,7 @@ def test_models_that_mark_healthy_lung_say_so_in_the_report():
     with them carries the registry's caution, also when one is the prior of a multi-class model."""
     from types import SimpleNamespace
 
-    from infnet.scan.pipeline import model_cautions
+    from infnet.scan.cautions import model_cautions
 
     semi = model_cautions(SimpleNamespace(name="infnet-effl2-semi-semiseg"))
     assert len(semi) == 1 and "2.36 % of the lung" in semi[0] and semi[0].startswith("infnet-effl2-semi-semiseg:")

@@ -16,8 +16,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from infnet.errors import InfnetError
-from infnet.models import weights
 from infnet.predictor import SlicePredictor
+from infnet.scan import cautions
 from infnet.scan import lungmask as lm
 from infnet.scan import slices2d as s2d
 from infnet.scan.lobes import load_lobes, measure_lobes
@@ -103,32 +103,6 @@ def predictor_settings(predictor) -> dict:
         "temperature": float(getattr(predictor, "temperature", 1.0)),
         "tta": {"views": "none" if views == "auto" else views, "scales": [float(x) for x in scales]},
     }
-
-
-def model_cautions(predictor) -> list[str]:
-    """The registry's caution for each bundled model in use (e.g. false positives on healthy lung)."""
-    out = []
-    for p in (predictor, getattr(predictor, "infection", None)):
-        name = getattr(p, "name", None)
-        known = isinstance(name, str) and name in weights.list_bundled()
-        if known and (caution := weights.bundled_entry(name).get("caution")):
-            out.append(f"{name}: {caution}")
-    return out
-
-
-def _window_check(predictor, images, settings: dict) -> list[str]:
-    """8-bit slices whose soft tissue is saturated were windowed narrower than the training window: models
-    trained without --presentation lose up to 0.12 Dice@0.5 there (docs/robustness.md). Noted, not corrected."""
-    flagged = sum(s2d.saturated_tissue_share(im) >= s2d.SATURATED_SHARE for im in images)
-    settings["narrow_window_slices"] = flagged
-    name = getattr(predictor, "name", None)
-    robust = isinstance(name, str) and name in weights.list_bundled()
-    robust = robust and bool((weights.bundled_entry(name).get("config") or {}).get("presentation"))
-    if not flagged or robust:
-        return []
-    return [f"{flagged} of {len(images)} slice(s) have their soft tissue saturated: windowed narrower than the "
-            "training window (level -430, width 1400 HU), e.g. -700/1000; this model loses Dice there, "
-            "infnet-effl2-robust-semiseg is trained for it"]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -320,7 +294,7 @@ def segment_volume(
     }  # fmt: skip
     if not measurements["lung"]["volume_ml"]["total"]:
         notes.append("no lung found: nothing was segmented (is this a chest CT?)")
-    notes += model_cautions(predictor)
+    notes += cautions.model_cautions(predictor)
     return SegmentationResult(volume.path, volume, getattr(predictor, "name", "model"), classes, mask, lungs,
                               probs, measurements, settings, notes, timings,
                               lobe_map.array if lobe_map is not None else None)  # fmt: skip
@@ -388,7 +362,7 @@ def segment_slices(
             + ("" if slices.pixel_spacing else ", assumed")
             + "); infection outside that box is not reported"
         )
-    notes += model_cautions(predictor) + _window_check(predictor, slices.images, settings)
+    notes += cautions.model_cautions(predictor) + cautions.window_check(predictor, slices.images, settings)
     notes.append(
         "the lung area of 2D slices is an intensity-based estimate plus predicted infection" if method == "intensity"
         else "no lung mask (--lung-mask none): percentages are not computed"

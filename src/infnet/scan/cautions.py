@@ -1,0 +1,33 @@
+"""Notes a report carries about the model and the input: known weaknesses of a bundled model (from its registry
+entry) and 8-bit slices windowed narrower than the model was trained for."""
+
+from __future__ import annotations
+
+from infnet.models import weights
+from infnet.scan.slices2d import SATURATED_SHARE, saturated_tissue_share
+
+
+def model_cautions(predictor) -> list[str]:
+    """The registry's caution for each bundled model in use (e.g. false positives on healthy lung)."""
+    out = []
+    for p in (predictor, getattr(predictor, "infection", None)):
+        name = getattr(p, "name", None)
+        known = isinstance(name, str) and name in weights.list_bundled()
+        if known and (caution := weights.bundled_entry(name).get("caution")):
+            out.append(f"{name}: {caution}")
+    return out
+
+
+def window_check(predictor, images, settings: dict) -> list[str]:
+    """8-bit slices whose soft tissue is saturated were windowed narrower than the training window: models
+    trained without --presentation lose up to 0.12 Dice@0.5 there (docs/robustness.md). Noted, not corrected."""
+    flagged = sum(saturated_tissue_share(im) >= SATURATED_SHARE for im in images)
+    settings["narrow_window_slices"] = flagged
+    name = getattr(predictor, "name", None)
+    robust = isinstance(name, str) and name in weights.list_bundled()
+    robust = robust and bool((weights.bundled_entry(name).get("config") or {}).get("presentation"))
+    if not flagged or robust:
+        return []
+    return [f"{flagged} of {len(images)} slice(s) have their soft tissue saturated: windowed narrower than the "
+            "training window (level -430, width 1400 HU), e.g. -700/1000; this model loses Dice there, "
+            "infnet-effl2-robust-semiseg is trained for it"]  # fmt: skip
