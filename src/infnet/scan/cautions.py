@@ -3,6 +3,7 @@ entry) and 8-bit slices windowed narrower than the model was trained for."""
 
 from __future__ import annotations
 
+from infnet.data.presentation import WINDOW_LEVEL, WINDOW_WIDTH
 from infnet.models import weights
 from infnet.scan.slices2d import SATURATED_SHARE, saturated_tissue_share
 
@@ -29,5 +30,5 @@ def window_check(predictor, images, settings: dict) -> list[str]:
     if not flagged or robust:
         return []
     return [f"{flagged} of {len(images)} slice(s) have their soft tissue saturated: windowed narrower than the "
-            "training window (level -430, width 1400 HU), e.g. -700/1000; this model loses Dice there, "
-            "infnet-effl2-robust-semiseg is trained for it"]  # fmt: skip
+            f"training window (level {WINDOW_LEVEL:g}, width {WINDOW_WIDTH:g} HU), e.g. -700/1000; this model loses "
+            "Dice there, infnet-effl2-robust-semiseg is trained for it"]  # fmt: skip

@@ -283,16 +283,13 @@ def _drop_airway_tube(lungs: np.ndarray, zs: np.ndarray, midline: float, max_px:
     prev, gap = None, 0
     for z in zs:
         lab, n = ndi.label(lungs[z])
-        found = np.zeros(lungs.shape[1:], bool)
-        for i, sl in enumerate(ndi.find_objects(lab), start=1):
-            comp = np.zeros_like(found)
-            comp[sl] = lab[sl] == i
-            centre = sl[0].start + np.nonzero(lab[sl] == i)[0].mean()
-            if comp.sum() >= max_px or abs(centre - midline) >= 0.12 * lungs.shape[1]:
-                continue
-            if prev is None or (comp & prev).any():
-                found |= comp
-        if found.any():
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        rows = [c[0] for c in ndi.center_of_mass(lungs[z], lab, range(1, n + 1))]
+        tube = [i for i, r in enumerate(rows, start=1) if sizes[i] < max_px and abs(r - midline) < 0.12 * lab.shape[0]]
+        if prev is not None:
+            tube = list(np.intersect1d(tube, lab[prev]))
+        if tube:
+            found = np.isin(lab, tube)
             lungs[z] &= ~found
             prev, gap = ndi.binary_dilation(found, iterations=1), 0
         elif prev is None or gap >= 1:

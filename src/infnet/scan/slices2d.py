@@ -43,6 +43,19 @@ def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
     return arr.reshape((r + pr) // f, f, (c + pc) // f, f).mean(axis=(1, 3))
 
 
+def _air_tissue_threshold(grey: np.ndarray) -> int:
+    """Otsu's grey level between air and tissue of an 8-bit image, kept within 40..200."""
+    hist = np.bincount(np.clip(grey + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(float)
+    return min(max(otsu_threshold(hist), 40), 200)
+
+
+def _work_image(img: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(the slice block-averaged to at most MAX_WORK_PX, the factor, its air/tissue threshold)."""
+    f = max(1, -(-max(img.shape) // MAX_WORK_PX))
+    small = _block_mean(img, f)
+    return small, f, _air_tissue_threshold(small)
+
+
 def _in_hull(mask: np.ndarray) -> np.ndarray:
     """Pixels inside the convex hull of ``mask``'s pixels (all pixels when the hull is degenerate)."""
     pts = np.argwhere(mask)
@@ -66,10 +79,7 @@ def lung_mask_2d(img: np.ndarray) -> tuple[np.ndarray, str]:
     img = np.asarray(img, dtype=np.uint8)
     if img.ndim != 2 or min(img.shape) < 8 or int(img.max()) == int(img.min()):
         return np.zeros(img.shape, np.uint8), "cropped"
-    f = max(1, -(-max(img.shape) // MAX_WORK_PX))
-    small = _block_mean(img, f)
-    hist = np.bincount(np.clip(small + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(float)
-    t = min(max(otsu_threshold(hist), 40), 200)
+    small, f, t = _work_image(img)
     dark = ndi.binary_opening(small < t, disk(1))
     bright = ndi.binary_opening(~dark, disk(1))
     # The body and the table, without specks: the air around them lies outside their convex hull, the lungs
@@ -226,17 +236,13 @@ def saturated_tissue_share(img: np.ndarray) -> float:
     """Share of the non-air pixels of an 8-bit slice at >= 250: near 1 when the window ends below soft tissue
     (e.g. level -700 / width 1000 HU ends at -200 HU), where the COVID-SemiSeg window (ending at 270 HU) does not."""
     img = np.asarray(img, np.uint8)
-    hist = np.bincount(img.ravel(), minlength=256).astype(float)
-    tissue = img >= min(max(otsu_threshold(hist), 40), 200)
+    tissue = img >= _air_tissue_threshold(img)
     return float((img[tissue] >= 250).mean()) if tissue.any() else 0.0
 
 
 def body_box(img: np.ndarray) -> tuple[slice, slice] | None:
     """Bounding box of the body (the largest non-air region, holes filled) of a full-FOV 8-bit slice."""
-    f = max(1, -(-max(img.shape) // MAX_WORK_PX))
-    small = _block_mean(img, f)
-    hist = np.bincount(np.clip(small + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(float)
-    t = min(max(otsu_threshold(hist), 40), 200)
+    small, f, t = _work_image(img)
     lab, n = ndi.label(ndi.binary_opening(small >= t, disk(1)))
     if n == 0:
         return None
