@@ -229,7 +229,7 @@ def prepare_slice(
     return PreparedSlice(k, oriented, lungs, fov, box, detected, body)
 
 
-SATURATED_SHARE = 0.7  # training-window slices: median 0.06 (max 0.66 of 50); in -700/1000 HU: median 0.87
+SATURATED_SHARE = 0.7  # training-window slices: median 0.06, max 0.66; in -700/1000 HU: median 0.87 (window_check.py)
 
 
 def saturated_tissue_share(img: np.ndarray) -> float:
