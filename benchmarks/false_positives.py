@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/false_positives.py [--models NAME|CKPT ...] [--scans PATH ...]
 
 Default scans (``../shared/data/ct-samples``): the whole-thorax ChestImagingPlatform CT (COPDGene, emphysema, no
-COVID-19; NRRD and the same voxels as a DICOM series) and TotalSegmentator's abdomen CT with the lung bases.
-Neither is among the negatives the bundled robust models trained on
+COVID-19; NRRD and the same voxels as a DICOM series), CIP's second low-resolution chest CT (``TestInput``),
+TotalSegmentator's abdomen CT with the lung bases and its 20-slice PET/CT series (upper abdomen, lung bases).
+None is among the negatives the bundled robust models trained on
 (``NEGATIVES_FOR_TRAINING`` below, listed for reference). For each model and scan: lung and infection volume,
 % of lung, and the number of slices with any infection; plus a 2D line: the thorax exported as full-FOV 8-bit
 slices in radiological display (-600/1500 lung window, x4 to 256 px), through the 2D path, infected pixels as a %
@@ -28,7 +29,8 @@ from infnet.scan.preprocess import axial_view
 from infnet.scan.volume_io import SliceSet, Volume, read_scan
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared/data/ct-samples"
-HELD_OUT = ["chestimagingplatform/ct-64.nrrd", "chestimagingplatform/ct-64Dicom", "totalsegmentator/example_ct.nii.gz"]
+HELD_OUT = ["chestimagingplatform/ct-64.nrrd", "chestimagingplatform/ct-64Dicom", "chestimagingplatform/TestInput.nrrd",
+            "totalsegmentator/example_ct.nii.gz", "totalsegmentator/example_ct_dicom"]
 NEGATIVES_FOR_TRAINING = ["totalsegmentator/pulmonary_report_ct_cropped.nii.gz", "lungmask-lidc",
                           "chestimagingplatform/crop_ct_2slices.nrrd", "dcmqi/ct-3slice"]  # fmt: skip
 THORAX_2D = "chestimagingplatform/ct-64.nrrd"

@@ -1,7 +1,7 @@
 """Does the answer depend on how a slice is presented? Dice@0.5 under fixed views of the COVID-SemiSeg slices.
 
     .venv/bin/python benchmarks/robustness.py [--models NAME|CKPT ...] [--split test|val] [--path product|network]
-    .venv/bin/python benchmarks/robustness.py --multiclass [--models NAME ...]   # GGO / consolidation Dice
+    .venv/bin/python benchmarks/robustness.py --multiclass [--models NAME ...] [--infection-model NAME]   # GGO/cons.
     .venv/bin/python benchmarks/robustness.py --tta dihedral   # the 8-view average (`infnet segment` on 2D slices)
 
 Views (``infnet.data.presentation.VIEWS``): native (the dataset's layout and window), the 7 other flips/rotations
@@ -84,6 +84,8 @@ def main(argv=None) -> int:
                     "the Semi-Inf-Net models trained on them)")  # fmt: skip
     ap.add_argument("--path", choices=("product", "network"), default="product")
     ap.add_argument("--views", nargs="+", help="view names (default: all)")
+    ap.add_argument("--infection-model", help="with --multiclass: the infection prior's model (default: each "
+                    "multi-class model's registered one)")  # fmt: skip
     ap.add_argument("--tta", choices=("none", "mirror", "dihedral", "auto"), default="none",
                     help="test-time augmentation (auto: as `infnet segment` does: dihedral on 2D)")  # fmt: skip
     args = ap.parse_args(argv)
@@ -102,7 +104,8 @@ def main(argv=None) -> int:
     print("|---|" + "---|" * len(cols))
     table = []  # per column: Dice per view
     for name in models:
-        seg = load_predictor(name, device="cpu", tta=args.tta)
+        prior = args.infection_model if args.multiclass else None
+        seg = load_predictor(name, infection_model=prior, device="cpu", tta=args.tta)
         per_view = [view_dice(seg, data, v, args.path, classes) for v in views]
         table += [[d[i] for d in per_view] for i in range(len(classes))]
     for j, v in enumerate(views):

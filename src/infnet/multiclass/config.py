@@ -44,6 +44,10 @@ class MultiClassConfig:
     # Feed the infection prior as a probability (grey levels / 255) instead of binarised at 0.5, at training
     # (given priors keep their grey levels; the GT prior is 0/1) and at inference (the checkpoint says so).
     soft_prior: bool = False
+    # Robust presentation (issue 15), as for the binary models: the slice, its label and its prior drawn in a
+    # random orientation, lung window and field of view; validation is the mean over the fixed views.
+    presentation: bool = False
+    window_extremes: float = 0.0  # share of the random windows set at the ends of the level/width ranges
     loss: str = "ce"  # "ce" (the paper's FCN8s) or "ce+dice" (adds soft Dice of GGO and consolidation)
     seed: int = 0
     device: str = "auto"

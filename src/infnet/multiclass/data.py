@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from infnet.data.dataset import to_tensor_image
 from infnet.data.pairs import index_by_stem, pair_by_stem
+from infnet.data.presentation import PresentationAugment, View, uint8_to_hu
 from infnet.errors import InfnetError
 from infnet.io.images import read_gray, read_label
 
@@ -82,7 +83,8 @@ class MultiClassDataset(Dataset):
     ``gt_prior_rate``: with a ``prior_dir``, the chance per sample of using the ground-truth prior instead, so
     that a model trained on a binary model's maps also sees exact boundaries. ``soft_prior`` keeps the given
     priors' grey levels (probabilities) instead of binarising them. ``rotate``: with ``augment``, a random
-    rotation within +-``rotate`` degrees after the flips.
+    rotation within +-``rotate`` degrees after the flips. ``presentation`` draws a random presentation of the
+    slice, label and prior per item (training); ``view`` shows every item in one fixed presentation (validation).
     """
 
     def __init__(
@@ -99,6 +101,8 @@ class MultiClassDataset(Dataset):
         gt_prior_rate: float = 0.0,
         soft_prior: bool = False,
         rotate: float = 0.0,
+        presentation: PresentationAugment | None = None,
+        view: View | None = None,
     ):
         if not 0.0 <= gt_prior_rate <= 1.0:
             raise InfnetError(f"gt_prior_rate must be in [0, 1], got {gt_prior_rate}")
@@ -127,6 +131,7 @@ class MultiClassDataset(Dataset):
         self.size, self.mean, self.std, self.augment = size, tuple(mean), tuple(std), augment
         self.prior_noise, self.soft_prior, self.rotate = prior_noise, soft_prior, rotate
         self.gt_prior_rate = gt_prior_rate if priors is not None else 0.0
+        self.presentation, self.view = presentation, view
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -136,8 +141,15 @@ class MultiClassDataset(Dataset):
         # Drawn only when mixing, so runs without it keep their random stream (exact resume, old runs).
         if self.gt_prior_rate > 0 and torch.rand(()) < self.gt_prior_rate:
             prior = np.where(self.labels[i] > 0, 255, 0).astype(np.uint8)
-        x = to_input(self.images[i], prior, self.size, self.mean, self.std, soft=self.soft_prior)
-        y = resize_label(self.labels[i], self.size)
+        image, label = self.images[i], self.labels[i]
+        if self.view is not None:
+            image, label, prior = self.view.apply(image, [label, prior], seed=i)
+        elif self.presentation is not None:
+            # seeded from torch's RNG, so resumed runs replay it
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
+            image, (label, prior) = self.presentation(uint8_to_hu(image), [label, prior], rng)
+        x = to_input(image, prior, self.size, self.mean, self.std, soft=self.soft_prior)
+        y = resize_label(label, self.size)
         if self.prior_noise:
             x[3] = perturb_prior(x[3])
         if self.augment:  # random flips (torch's global RNG, so resumed runs replay it)

@@ -11,6 +11,7 @@ Cross-entropy, Adam, one learning-rate step. The run directory mirrors the binar
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from infnet.data import semiseg
 from infnet.data.dataset import iter_batches
+from infnet.data.presentation import VALIDATION_VIEWS, PresentationAugment
 from infnet.errors import InfnetError
 from infnet.io.images import atomic_write_text
 from infnet.models.density import DENSITY, FIT_DENSITY
@@ -133,8 +135,16 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
         gt_prior_rate=cfg.gt_prior_rate,
         soft_prior=cfg.soft_prior,
         rotate=cfg.rotate,
+        presentation=PresentationAugment(p_window_extremes=cfg.window_extremes) if cfg.presentation else None,
     )
-    val_set = MultiClassDataset(**data["val"], **norm, soft_prior=cfg.soft_prior) if "val" in data else None
+    val_sets = []
+    if "val" in data:
+        val = MultiClassDataset(**data["val"], **norm, soft_prior=cfg.soft_prior)
+        val_sets = [val]
+        if cfg.presentation:  # selection under the fixed views, as for the binary robust models
+            val_sets = [copy.copy(val) for _ in VALIDATION_VIEWS]
+            for v, view in zip(val_sets, VALIDATION_VIEWS, strict=True):
+                v.view = view
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_epoch, best = 0, -1.0
     if resume:
@@ -164,7 +174,7 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
                 torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
                 optimizer.step()
                 losses.append(float(loss.detach()))
-        val_dice = validate(model, val_set, device) if val_set is not None else None
+        val_dice = float(np.mean([validate(model, v, device) for v in val_sets])) if val_sets else None
         best = save_epoch(run_dir, model, epoch, val_dice, best, extra)
         save_state(run_dir, epoch, optimizer, best)
         val_dice = float("nan") if val_dice is None else val_dice
