@@ -71,7 +71,8 @@ def main(argv=None) -> int:
         label = Path(name).parent.name if name.endswith(".safetensors") else name
         for path in args.scans:
             lung, inf, pct, n_inf, n = volume_row(seg, path)
-            print(f"| {label} | {path.name} | {lung:.0f} | {inf:.1f} | {pct:.2f} | {n_inf} / {n} |", flush=True)
+            share = f"{pct:.2f}" if lung else "no lung found"  # e.g. a scan of the upper abdomen
+            print(f"| {label} | {path.name} | {lung:.0f} | {inf:.1f} | {share} | {n_inf} / {n} |", flush=True)
         pct, n_inf, n = slices_row(seg, SAMPLES / THORAX_2D)
         print(f"| {label} | {Path(THORAX_2D).name} as 2D full-FOV PNGs (display) | - | - | {pct:.2f} | "
               f"{n_inf} / {n} |", flush=True)  # fmt: skip

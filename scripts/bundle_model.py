@@ -96,6 +96,16 @@ def _evaluate(args, out: Path, task: str, root: Path) -> tuple[dict, dict]:
     return metrics, {"paper": res.paper, "standard": res.standard}
 
 
+def _presentation(cfg: dict, old: dict) -> bool:
+    """Trained with the robust presentation recipe: the run's config, or for an ensemble every member's run."""
+    if cfg.get("model") != "ensemble":
+        return bool(cfg.get("presentation", False))
+    configs = [ROOT / Path(m).parent / "config.json" for m in cfg.get("members", [])]
+    if configs and all(c.is_file() for c in configs):
+        return all(json.loads(c.read_text()).get("presentation", False) for c in configs)
+    return bool(old.get("presentation", False))  # members' runs gone: keep what the entry said
+
+
 def _val_dice(meta: dict, rows: list[dict]) -> float | None:
     """The checkpoint's validation Dice: its metadata, else (last.safetensors of older runs) its metrics.csv row."""
     if meta.get("val_dice") is not None:
@@ -243,6 +253,7 @@ def main(argv=None) -> int:
         "median_epoch_seconds": round(statistics.median(float(r["seconds"]) for r in own_rows), 1),
         "machine": machine(),
         "config": cfg,
+        "presentation": _presentation(cfg, old),
         "temperature": temperature,
         "temperature_val_meanDic": val_scores,
         "metrics": metrics,

@@ -167,3 +167,23 @@ def test_narrow_window_is_noted_for_models_not_trained_for_it():
     robust = Segmenter.from_pretrained("infnet-effl2-robust-semiseg")
     res = segment_slices(robust, SliceSet(bundled_samples(), [narrow], ["b"]), slice_orientation="training")
     assert not any("saturated" in n for n in res.notes)
+
+
+def test_narrow_window_note_names_the_robust_multiclass_model():
+    """A multi-class model is robust only with a robust prior model: the robust FCN8s (with its registered prior)
+    gets no note, the paper-recipe FCN8s gets one naming the robust FCN8s."""
+    from infnet.inference import load_predictor
+    from infnet.models import weights
+    from infnet.scan.pipeline import segment_slices
+    from infnet.scan.volume_io import SliceSet
+
+    assert [n for n in weights.list_bundled() if weights.presentation_trained(n)] == [
+        "fcn8s-effl2-robust-multiclass-semiseg", "infnet-effl2-robust-semiseg"]  # fmt: skip
+    img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
+    (narrow,) = View("narrow", window=(-700.0, 1000.0)).apply(img, [])
+    for name, noted in (("fcn8s-effl2-multiclass-semiseg", True), ("fcn8s-effl2-robust-multiclass-semiseg", False)):
+        res = segment_slices(load_predictor(name, tta="none"), SliceSet(bundled_samples(), [narrow], ["b"]),
+                             slice_orientation="training")  # fmt: skip
+        notes = [n for n in res.notes if "saturated" in n]
+        assert bool(notes) == noted, name
+        assert not notes or "fcn8s-effl2-robust-multiclass-semiseg is trained for it" in notes[0]

@@ -39,6 +39,15 @@ def bundled_entry(name: str) -> dict:
     return reg[name]
 
 
+def presentation_trained(name: object) -> bool:
+    """Whether ``name`` is a bundled model trained with the robust presentation recipe (any orientation, lung
+    window, field of view): its registry entry says so (ensembles: every member was)."""
+    if not isinstance(name, str) or name not in _registry():
+        return False
+    e = _registry()[name]
+    return bool(e.get("presentation", (e.get("config") or {}).get("presentation", False)))
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -7,12 +7,26 @@ from infnet.data.presentation import WINDOW_LEVEL, WINDOW_WIDTH
 from infnet.models import weights
 from infnet.scan.slices2d import SATURATED_SHARE, saturated_tissue_share
 
+# The bundled models trained for any presentation, named by the narrow-window note.
+ROBUST_BINARY = "infnet-effl2-robust-semiseg"
+ROBUST_MULTICLASS = "fcn8s-effl2-robust-multiclass-semiseg"
+
+
+def _names(predictor) -> list[str | None]:
+    """The model names in use: a multi-class model's own (its predictor is named 'model+prior model') and its
+    infection prior model's, or the binary model's."""
+    infection = getattr(predictor, "infection", None)
+    name = getattr(predictor, "name", None)
+    if infection is None:
+        return [name]
+    own = name.split("+", 1)[0] if isinstance(name, str) else None
+    return [own, getattr(infection, "name", None)]
+
 
 def model_cautions(predictor) -> list[str]:
     """The registry's caution for each bundled model in use (e.g. false positives on healthy lung)."""
     out = []
-    for p in (predictor, getattr(predictor, "infection", None)):
-        name = getattr(p, "name", None)
+    for name in _names(predictor):
         known = isinstance(name, str) and name in weights.list_bundled()
         if known and (caution := weights.bundled_entry(name).get("caution")):
             out.append(f"{name}: {caution}")
@@ -24,11 +38,10 @@ def window_check(predictor, images, settings: dict) -> list[str]:
     trained without --presentation lose up to 0.12 Dice@0.5 there (docs/robustness.md). Noted, not corrected."""
     flagged = sum(saturated_tissue_share(im) >= SATURATED_SHARE for im in images)
     settings["narrow_window_slices"] = flagged
-    name = getattr(predictor, "name", None)
-    robust = isinstance(name, str) and name in weights.list_bundled()
-    robust = robust and bool((weights.bundled_entry(name).get("config") or {}).get("presentation"))
-    if not flagged or robust:
+    names = _names(predictor)
+    if not flagged or all(weights.presentation_trained(n) for n in names):
         return []
+    robust = ROBUST_BINARY if len(names) == 1 else ROBUST_MULTICLASS
     return [f"{flagged} of {len(images)} slice(s) have their soft tissue saturated: windowed narrower than the "
             f"training window (level {WINDOW_LEVEL:g}, width {WINDOW_WIDTH:g} HU), e.g. -700/1000; this model loses "
-            "Dice there, infnet-effl2-robust-semiseg is trained for it"]  # fmt: skip
+            f"Dice there, {robust} is trained for it"]  # fmt: skip
