@@ -307,3 +307,20 @@ def test_lungmask_package_option_is_wired(phantom, monkeypatch):
     result = segment_file(FakePredictor(), phantom)  # auto: the package when it is usable
     assert result.settings["lung_mask"] == "lungmask" and calls
     assert segment_file(FakePredictor(), phantom, lung_mask="classical").settings["lung_mask"] == "classical"
+
+
+def test_default_model_is_the_robust_one_on_slices_only(phantom, tmp_path, monkeypatch):
+    """Without --model: the robust model on 2D slices (unknown window/orientation), the default on volumes."""
+    asked = []
+    predictor = FakePredictor()
+    monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda model, *a, **kw: asked.append(model) or predictor)
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    shutil.copy(bundled_samples() / "slices" / "semiseg_test_60.jpg", slices / "a.jpg")
+    assert main(["segment", str(slices), "-o", str(tmp_path / "o2d"), "-q"]) == 0
+    assert main(["segment", str(phantom), "-o", str(tmp_path / "o3d"), "-q"]) == 0
+    assert main(["segment", str(slices), "-o", str(tmp_path / "o2"), "-q", "--model", "infnet-effl2-semiseg"]) == 0
+    assert asked == ["infnet-effl2-robust-semiseg", "infnet-effl2-semiseg", "infnet-effl2-semiseg"]
+    asked.clear()
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
+    assert asked == ["infnet-effl2-semiseg", "infnet-effl2-robust-semiseg"]  # volume, then the slices

@@ -14,14 +14,15 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="run the bundled model on the bundled sample CT and slices",
         description=(
             "Segment the bundled samples (a small chest CT crop, Apache-2.0, and three COVID-SemiSeg test slices, "
-            "non-commercial licence) with the bundled default model and write masks and reports. "
+            "non-commercial licence) with the bundled models (as `infnet segment`: the default on the volume, the "
+            "robust model on the slices) and write masks and reports. "
             "Research software, not for clinical diagnosis."
         ),
     )
     p.add_argument(
         "-o", "--output", default="infnet-demo", metavar="OUTDIR", help="output folder (default ./infnet-demo)"
     )
-    add_model_argument(p)
+    add_model_argument(p, help="bundled name or checkpoint path (default: as `infnet segment`)")
     add_backend_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -29,18 +30,21 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from infnet.cli.segment import load_predictor, summary_line
+    from infnet.cli.segment import default_model, load_predictor, summary_line
     from infnet.scan.outputs import write_outputs
-    from infnet.scan.pipeline import segment_file
+    from infnet.scan.pipeline import segment_scan
     from infnet.scan.samples import bundled_samples
+    from infnet.scan.volume_io import read_scan
 
     samples = bundled_samples()
     out = Path(args.output)
-    predictor = load_predictor(args.model, tta="auto", backend=args.backend)  # as `infnet segment`
     runs = [(samples / "chest_ct_crop.nii.gz", out / "chest_ct"), (samples / "slices", out / "slices")]
     for source, dest in runs:
+        scan = read_scan(source)
+        # as `infnet segment`: without --model, the default for volumes and the robust model for 2D slices
+        predictor = load_predictor(args.model or default_model(scan), tta="auto", backend=args.backend)
         # The bundled slices are in the COVID-SemiSeg layout (ignored for the volume).
-        result = segment_file(predictor, source, progress=not args.quiet, slice_orientation="training")
+        result = segment_scan(predictor, scan, progress=not args.quiet, slice_orientation="training")
         write_outputs(result, dest)
         print(summary_line(result, dest))
     print(

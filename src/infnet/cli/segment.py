@@ -31,7 +31,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", metavar="INPUT", help="scan to segment (or use --list)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--list", metavar="FILE", help="text file with one scan per line: process a cohort")
-    add_model_argument(p)
+    add_model_argument(p, help="bundled name or checkpoint path (default: infnet-effl2-semiseg on volumes and for "
+                       "--list, infnet-effl2-robust-semiseg on 2D slices)")  # fmt: skip
     p.add_argument("--multiclass", action="store_true",
                    help="use the bundled multi-class model: ground-glass opacity and consolidation")  # fmt: skip
     add_infection_model_argument(p)
@@ -88,6 +89,14 @@ def _model_name(args) -> str | None:
     return DEFAULT_MULTICLASS_MODEL
 
 
+def default_model(scan) -> str:
+    """The bundled model for an input given without --model: the robust one for 2D slices, else the default."""
+    from infnet.models.weights import DEFAULT_2D_MODEL, DEFAULT_MODEL
+    from infnet.scan.volume_io import SliceSet
+
+    return DEFAULT_2D_MODEL if isinstance(scan, SliceSet) else DEFAULT_MODEL
+
+
 def load_predictor(
     model: str | None, infection_model: str | None = None, tta: bool | str = False, tta_scales=None, backend="auto"
 ):
@@ -118,7 +127,8 @@ def _options(args) -> dict:
 
 def run(args) -> int:
     from infnet.scan.outputs import check_output_dir, write_outputs
-    from infnet.scan.pipeline import segment_file
+    from infnet.scan.pipeline import segment_scan
+    from infnet.scan.volume_io import read_scan
 
     if bool(args.input) == bool(args.list):
         raise InfnetError("give either INPUT or --list FILE")
@@ -146,9 +156,12 @@ def run(args) -> int:
         raise InfnetError(f"{source}: no such file or folder")
     check_output_dir(source, args.output)
     t = time.perf_counter()
-    predictor = _predictor(model, args)
+    scan = read_scan(source)
+    read_s = time.perf_counter() - t
+    t = time.perf_counter()
+    predictor = _predictor(default_model(scan) if model is None else model, args)
     load_s = time.perf_counter() - t
-    result = segment_file(predictor, source, progress=not args.quiet, **options)
+    result = segment_scan(predictor, scan, read_s=read_s, progress=not args.quiet, **options)
     # model_load in report.json: building the model here plus its backend (ONNX session) inside the pipeline
     result.timings["model_load"] = load_s + result.timings.get("model_load", 0.0)
     write_outputs(result, args.output, overlays=not args.no_overlays, dicom_seg=args.dicom_seg)

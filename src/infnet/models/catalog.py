@@ -96,7 +96,7 @@ def _use(e: dict) -> str:
         return e["use"]
     name, arch, cfg = e["name"], e["arch"], e.get("config") or {}
     if name == weights.DEFAULT_MODEL:
-        return "default: `infnet segment`, `predict`, `demo`"
+        return "default: `infnet segment` on volumes, `predict`"
     if name == weights.DEFAULT_MULTICLASS_MODEL:
         return "default of `infnet segment --multiclass`"
     caution = "; false positives on a healthy thorax (card)" if e.get("caution") else ""

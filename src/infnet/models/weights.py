@@ -16,6 +16,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
 DEFAULT_MODEL = "infnet-effl2-semiseg"
 DEFAULT_MULTICLASS_MODEL = "density-split-multiclass-semiseg"  # `infnet segment --multiclass`
+# `infnet segment` and `demo` on 2D slices without --model: their orientation, window and field of view are
+# unknown, and this model holds up under all of them (docs/robustness.md); volumes are canonicalised by the
+# pipeline and keep DEFAULT_MODEL.
+DEFAULT_2D_MODEL = "infnet-effl2-robust-semiseg"
 
 
 @lru_cache(maxsize=1)

@@ -55,10 +55,14 @@ def segment_file(predictor: SlicePredictor, path: str | Path, **options) -> Segm
     """
     t0 = time.perf_counter()
     scan = read_scan(path)
-    read_s = time.perf_counter() - t0
+    return segment_scan(predictor, scan, read_s=time.perf_counter() - t0, **options)
+
+
+def segment_scan(predictor: SlicePredictor, scan: Volume | SliceSet, *, read_s: float = 0.0, **options):
+    """Segment an input :func:`read_scan` returned (options as :func:`segment_file`; ``read_s``: its read time)."""
     if isinstance(scan, SliceSet):
         if options.get("lobes") is not None:
-            raise InfnetError(f"{path}: --lobes needs a CT volume; this input is 2D slices")
+            raise InfnetError(f"{scan.path}: --lobes needs a CT volume; this input is 2D slices")
         options = {k: v for k, v in options.items() if k not in ("lobes", "lobe_labels")}
         if options.get("pixel_spacing"):
             scan.pixel_spacing = float(options["pixel_spacing"])
