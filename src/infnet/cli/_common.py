@@ -14,6 +14,16 @@ def add_model_argument(parser: argparse.ArgumentParser, required: bool = False, 
     parser.add_argument("--model", metavar="NAME|PATH", required=required, default=None, help=help or default)
 
 
+def add_presentation_arguments(parser: argparse.ArgumentParser, window_extremes: float) -> None:
+    """``--presentation`` and ``--window-extremes``: the robust training recipe (binary and multi-class)."""
+    parser.add_argument("--presentation", action="store_true",
+                        help="robust presentation: all 8 flips/rotations, lung windows, full field of view, tighter "
+                        "crops (validation: mean over 5 fixed views)")  # fmt: skip
+    parser.add_argument("--window-extremes", type=float, default=window_extremes, metavar="P",
+                        help="with --presentation: share of random windows at the ends of the level/width "
+                        "ranges")  # fmt: skip
+
+
 def add_infection_model_argument(parser: argparse.ArgumentParser) -> None:
     """``--infection-model``: the binary model giving a multi-class model its prior."""
     parser.add_argument("--infection-model", metavar="NAME|PATH", default=None,

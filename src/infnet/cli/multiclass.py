@@ -10,6 +10,7 @@ from infnet.cli._common import (
     add_data_arguments,
     add_infection_model_argument,
     add_model_argument,
+    add_presentation_arguments,
     add_run_arguments,
     add_tta_arguments,
     config_from_args,
@@ -45,19 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--rotate", type=float, default=d.rotate, help="with --augment: random rotation within +-DEG (default 0)"
     )
-    t.add_argument(
-        "--presentation",
-        action="store_true",
-        help="robust presentation: all 8 flips/rotations, lung windows, full field of view, tighter crops "
-        "(validation: mean over 5 fixed views)",
-    )
-    t.add_argument(
-        "--window-extremes",
-        type=float,
-        default=d.window_extremes,
-        metavar="P",
-        help="with --presentation: share of random windows at the ends of the level/width ranges",
-    )
+    add_presentation_arguments(t, d.window_extremes)
     t.add_argument("--loss", default=d.loss, choices=["ce", "ce+dice"], help="training loss (default ce)")
     t.add_argument(
         "--gt-prior-rate",

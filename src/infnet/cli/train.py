@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from infnet.cli._common import add_data_arguments, add_run_arguments, config_from_args, epochs_arg
+from infnet.cli._common import (
+    add_data_arguments,
+    add_presentation_arguments,
+    add_run_arguments,
+    config_from_args,
+    epochs_arg,
+)
 from infnet.training.config import TrainConfig
 
 
@@ -36,18 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=int, default=d.train_size)
     p.add_argument("--rates", type=float, nargs="+", default=d.rates, help="multi-scale rates")
     p.add_argument("--augment", action="store_true", help="flips, +-15 degree rotation, intensity jitter")
-    p.add_argument(
-        "--presentation",
-        action="store_true",
-        help="robust presentation: all 8 flips/rotations, lung windows, full field of view, tighter crops",
-    )
-    p.add_argument(
-        "--window-extremes",
-        type=float,
-        default=d.window_extremes,
-        metavar="P",
-        help="with --presentation: share of random windows at the ends of the level/width ranges",
-    )
+    add_presentation_arguments(p, d.window_extremes)
     p.add_argument("--negatives", nargs="+", default=[], metavar="SCAN", help="CT volumes (HU) without infection")
     p.add_argument("--negatives-per-epoch", type=int, default=d.negatives_per_epoch, metavar="N")
     p.add_argument("--num-workers", type=int, default=d.num_workers)
