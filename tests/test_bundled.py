@@ -11,6 +11,7 @@ from infnet.errors import InfnetError
 from infnet.inference import Segmenter
 from infnet.io.images import read_gray, read_label
 from infnet.models import registry, weights
+from infnet.scan.samples import bundled_samples
 
 
 @pytest.mark.parametrize("name", weights.list_bundled())
@@ -117,6 +118,19 @@ def test_segment_multiclass_flag_conflicts_with_model(tmp_path, capsys):
     code = main(["segment", "x.png", "-o", str(tmp_path / "o"), "--multiclass", "--model", "infnet-effl2-semiseg"])
     err = capsys.readouterr().err
     assert code == 2 and "either --model or --multiclass" in err and len(err.strip().splitlines()) == 1
+
+
+def test_infection_model_with_a_missing_model_file_names_the_file(tmp_path, capsys):
+    from infnet.cli import main
+
+    img = str(bundled_samples() / "slices" / "semiseg_test_60.jpg")
+    missing = str(tmp_path / "nothere.safetensors")
+    binary = "applies to multi-class models only; 'infnet-effl2-semiseg' is binary"
+    for model, says in ((missing, f"{missing}: model file not found"), ("infnet-effl2-semiseg", binary)):
+        code = main(["segment", img, "-o", str(tmp_path / "o"), "--model", model, "--infection-model",
+                     "infnet-effl2-semiseg"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_models_that_mark_healthy_lung_say_so_in_the_report():

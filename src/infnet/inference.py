@@ -63,7 +63,8 @@ def load_predictor(
     if is_multiclass(name_or_path):
         return MultiClassSegmenter.from_pretrained(name_or_path, infection_model=infection_model, device=device, **kw)
     if infection_model is not None:
-        raise InfnetError(f"--infection-model applies to multi-class models only; '{name_or_path}' is binary")
+        model = Segmenter.from_pretrained(name_or_path, device=device, **kw)  # an unknown name or file says so
+        raise InfnetError(f"--infection-model applies to multi-class models only; '{model.name}' is binary")
     return Segmenter.from_pretrained(name_or_path, device=device, **kw)
 
 
