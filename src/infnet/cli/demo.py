@@ -39,10 +39,14 @@ def run(args) -> int:
     samples = bundled_samples()
     out = Path(args.output)
     runs = [(samples / "chest_ct_crop.nii.gz", out / "chest_ct"), (samples / "slices", out / "slices")]
+    predictors: dict[str, object] = {}  # one load per model (both inputs share it with --model)
     for source, dest in runs:
         scan = read_scan(source)
         # as `infnet segment`: without --model, the default for volumes and the robust model for 2D slices
-        predictor = load_predictor(args.model or default_model(scan), tta="auto", backend=args.backend)
+        name = args.model or default_model(scan)
+        if name not in predictors:
+            predictors[name] = load_predictor(name, tta="auto", backend=args.backend)
+        predictor = predictors[name]
         # The bundled slices are in the COVID-SemiSeg layout (ignored for the volume).
         result = segment_scan(predictor, scan, progress=not args.quiet, slice_orientation="training")
         write_outputs(result, dest)

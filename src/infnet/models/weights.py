@@ -46,10 +46,7 @@ def bundled_entry(name: str) -> dict:
 def presentation_trained(name: object) -> bool:
     """Whether ``name`` is a bundled model trained with the robust presentation recipe (any orientation, lung
     window, field of view): its registry entry says so (ensembles: every member was)."""
-    if not isinstance(name, str) or name not in _registry():
-        return False
-    e = _registry()[name]
-    return bool(e.get("presentation", (e.get("config") or {}).get("presentation", False)))
+    return isinstance(name, str) and bool(_registry().get(name, {}).get("presentation", False))
 
 
 def sha256_file(path: str | Path) -> str:

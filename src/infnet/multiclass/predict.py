@@ -53,6 +53,7 @@ class MultiClassSegmenter(NetPredictor):
         tta_scales: Iterable[float] | None = None,
         soft_prior: bool | None = None,
         backend: str | None = "auto",
+        model_name: str | None = None,
     ):
         cfg = getattr(model, "config", None)
         if getattr(cfg, "in_chans", None) != IN_CHANS or getattr(cfg, "num_classes", None) != NUM_CLASSES:
@@ -60,6 +61,7 @@ class MultiClassSegmenter(NetPredictor):
         self._setup(model, name=name, input_size=input_size, device=device, batch_size=batch_size,
                     temperature=temperature, tta=tta, tta_scales=tta_scales, backend=backend)  # fmt: skip
         self.infection = infection
+        self.model_name = model_name or name  # the multi-class model's own name (``name`` may add the prior's)
         self.prior_threshold = prior_threshold
         if soft_prior is None:
             soft_prior = bool(getattr(model, "checkpoint_meta", {}).get("soft_prior", False))
@@ -92,8 +94,8 @@ class MultiClassSegmenter(NetPredictor):
         infection = SliceSegmenter.from_pretrained(
             infection_model, device=device, temperature=1.0 if soft else None, **tta
         )
-        name = f"{name}+{infection.name}"
-        return cls(model, infection, name=name, input_size=size, device=device, **kw)
+        return cls(model, infection, name=f"{name}+{infection.name}", model_name=name, input_size=size, device=device,
+                   **kw)  # fmt: skip
 
     def priors(self, slices: list[np.ndarray]) -> list[np.ndarray]:
         """Infection priors (uint8, input size) from the infection model: {0,255}, or probability x 255 if soft."""

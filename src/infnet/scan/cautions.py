@@ -13,14 +13,11 @@ ROBUST_MULTICLASS = "fcn8s-effl2-robust-multiclass-semiseg"
 
 
 def _names(predictor) -> list[str | None]:
-    """The model names in use: a multi-class model's own (its predictor is named 'model+prior model') and its
-    infection prior model's, or the binary model's."""
+    """The model names in use: a multi-class model's own and its infection prior model's, or the binary model's."""
     infection = getattr(predictor, "infection", None)
-    name = getattr(predictor, "name", None)
     if infection is None:
-        return [name]
-    own = name.split("+", 1)[0] if isinstance(name, str) else None
-    return [own, getattr(infection, "name", None)]
+        return [getattr(predictor, "name", None)]
+    return [getattr(predictor, "model_name", None), getattr(infection, "name", None)]
 
 
 def model_cautions(predictor) -> list[str]:
