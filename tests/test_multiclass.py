@@ -299,3 +299,17 @@ def test_presentation_run_validates_over_views(tmp_path):
     assert cfg.presentation and cfg.window_extremes == 0.5
     with open(run / "metrics.csv") as fh:
         assert 0 <= float(next(csv.DictReader(fh))["val_dice"]) <= 1
+
+
+def test_init_checkpoint_fine_tunes_from_given_weights(tmp_path, capsys):
+    d = make_multiclass(tmp_path / "d", n=2)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(_train_args(d, first)) == 0
+    assert main(_train_args(d, second, "--lr", "0", "--init-checkpoint", str(first / "last.safetensors"))) == 0
+    assert MultiClassConfig.load(second / "config.json").init_checkpoint == str(first / "last.safetensors")
+    a, b = load_file(str(first / "last.safetensors")), load_file(str(second / "last.safetensors"))
+    # lr 0: the weights are the init checkpoint's (BatchNorm running statistics still update)
+    assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
+    capsys.readouterr()
+    assert main(_train_args(d, tmp_path / "third", "--init-checkpoint", str(tmp_path / "nope.safetensors"))) != 0
+    assert "nope.safetensors" in _one_error_line(capsys)

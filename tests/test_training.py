@@ -206,3 +206,12 @@ def test_init_checkpoint_starts_from_given_weights(tmp_path):
             tmp_path / "third",
             progress=False,
         )
+
+
+def test_run_without_validation_says_best_is_last(tmp_path, capsys):
+    imgs, masks = make_slices(tmp_path / "data", n=3)
+    run = tmp_path / "run"
+    train(_cfg(imgs, masks, epochs=1, val_images=None, val_masks=None), run, progress=True)
+    assert "no validation set" in capsys.readouterr().err
+    a, b = load_file(str(run / "best.safetensors")), load_file(str(run / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="run directory (config, metrics.csv, checkpoints)")
     t.add_argument("--model", default=d.model, help="a baseline architecture, e.g. fcn8s-effl2, fcn8s-vgg16")
     t.add_argument("--encoder-weights", default=d.encoder_weights, help="'imagenet', a state-dict path, or 'none'")
+    t.add_argument("--init-checkpoint", help="start from this whole-model checkpoint (fine-tuning)")
     add_data_arguments(t, d.train_split, d.val_split)
     t.add_argument("--train-images", help="folder of slices (instead of COVID-SemiSeg)")
     t.add_argument("--train-labels", help="folder of class-index masks (0 bg, 1 GGO, 2 consolidation)")

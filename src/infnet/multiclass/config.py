@@ -15,6 +15,7 @@ class MultiClassConfig:
 
     model: str = "fcn8s-effl2"
     encoder_weights: str | None = "imagenet"
+    init_checkpoint: str | None = None  # whole-model checkpoint of the same architecture to start from (fine-tuning)
     data: str | None = None  # COVID-SemiSeg root (MultiClassInfection-Train + split lists)
     train_split: str = "train"
     val_split: str | None = "val"

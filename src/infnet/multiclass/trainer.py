@@ -30,7 +30,7 @@ from infnet.models.registry import create_model
 from infnet.multiclass.config import MultiClassConfig
 from infnet.multiclass.data import CLASSES, IN_CHANS, NUM_CLASSES, MultiClassDataset, class_dice
 from infnet.training.rundir import append_csv, open_run, progress_bar, restore, save_epoch, save_state
-from infnet.training.trainer import pick_device
+from infnet.training.trainer import init_from_checkpoint, pick_device
 
 PRIOR_DIR = f"{semiseg.MULTI_TRAIN}/Prior"
 __all__ = ["MultiClassConfig", "train_multiclass", "resolve_data", "build_model", "validate"]
@@ -125,7 +125,11 @@ def train_multiclass(cfg: MultiClassConfig, run_dir: str | Path, resume: bool = 
     device = pick_device(cfg.device)
     data = resolve_data(cfg)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = build_model(cfg.model, None if resume else cfg.encoder_weights).to(device, memory_format=memory_format)
+    fresh = not resume and not cfg.init_checkpoint
+    model = build_model(cfg.model, cfg.encoder_weights if fresh else None)
+    if cfg.init_checkpoint and not resume:
+        init_from_checkpoint(model, cfg.init_checkpoint, cfg.model)
+    model = model.to(device, memory_format=memory_format)
     norm = dict(size=cfg.train_size, mean=model.mean, std=model.std)
     train_set = MultiClassDataset(
         **data["train"],

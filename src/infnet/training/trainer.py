@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -146,6 +147,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     model = model.to(memory_format=memory_format)
     mean, std = model.mean, model.std
     train_set, val_sets = build_datasets(cfg, data, mean, std)
+    if not val_sets and progress and rank == 0:  # e.g. --train-images without --val-images: say what "best" means
+        print("no validation set (--val-images/--val-masks, or --val-split with COVID-SemiSeg): "
+              "best.safetensors is the last epoch", file=sys.stderr, flush=True)  # fmt: skip
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
