@@ -19,7 +19,8 @@ pytest.importorskip("onnxruntime")
 # error against float64 is ~5e-5 and ORT's ~2e-4 even with every graph optimisation off (benchmarks/bench_fast.py).
 LOGIT_ATOL = 5e-4
 BINARY = [
-    "infnet-effl2-semiseg", "infnet-effl2-semi-semiseg", "infnet-effl2-semi-ens3-semiseg", "infnet-effl2-robust-semiseg"
+    "infnet-effl2-semiseg", "infnet-effl2-semi-semiseg", "infnet-effl2-semi-ens3-semiseg",
+    "infnet-effl2-robust-semiseg", "infnet-effl2-semi-robust-semiseg",
 ]
 
 
