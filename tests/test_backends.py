@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 LOGIT_ATOL = 5e-4
 BINARY = [
     "infnet-effl2-semiseg", "infnet-effl2-semi-semiseg", "infnet-effl2-semi-ens3-semiseg",
-    "infnet-effl2-robust-semiseg", "infnet-effl2-semi-robust-semiseg",
+    "infnet-effl2-robust-semiseg", "infnet-effl2-semi-robust-semiseg", "infnet-effl2-semi-robust-ens2-semiseg",
 ]
 
 

@@ -320,7 +320,7 @@ def test_default_model_is_the_robust_one_on_slices_only(phantom, tmp_path, monke
     assert main(["segment", str(slices), "-o", str(tmp_path / "o2d"), "-q"]) == 0
     assert main(["segment", str(phantom), "-o", str(tmp_path / "o3d"), "-q"]) == 0
     assert main(["segment", str(slices), "-o", str(tmp_path / "o2"), "-q", "--model", "infnet-effl2-semiseg"]) == 0
-    assert asked == ["infnet-effl2-robust-semiseg", "infnet-effl2-semiseg", "infnet-effl2-semiseg"]
+    assert asked == ["infnet-effl2-semi-robust-ens2-semiseg", "infnet-effl2-semiseg", "infnet-effl2-semiseg"]
     asked.clear()
     assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
-    assert asked == ["infnet-effl2-semiseg", "infnet-effl2-robust-semiseg"]  # volume, then the slices
+    assert asked == ["infnet-effl2-semiseg", "infnet-effl2-semi-robust-ens2-semiseg"]  # volume, then the slices

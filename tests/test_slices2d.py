@@ -179,7 +179,7 @@ def test_narrow_window_note_names_the_robust_multiclass_model():
 
     assert [n for n in weights.list_bundled() if weights.presentation_trained(n)] == [
         "fcn8s-effl2-robust-multiclass-semiseg", "infnet-effl2-robust-semiseg",
-        "infnet-effl2-semi-robust-semiseg"]  # fmt: skip
+        "infnet-effl2-semi-robust-ens2-semiseg", "infnet-effl2-semi-robust-semiseg"]  # fmt: skip
     img = read_gray(bundled_samples() / "slices" / "semiseg_test_60.jpg")
     (narrow,) = View("narrow", window=(-700.0, 1000.0)).apply(img, [])
     for name, noted in (("fcn8s-effl2-multiclass-semiseg", True), ("fcn8s-effl2-robust-multiclass-semiseg", False)):

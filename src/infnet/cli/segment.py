@@ -32,7 +32,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--list", metavar="FILE", help="text file with one scan per line: process a cohort")
     add_model_argument(p, help="bundled name or checkpoint path (default: infnet-effl2-semiseg on volumes and for "
-                       "--list, infnet-effl2-robust-semiseg on 2D slices)")  # fmt: skip
+                       "--list, infnet-effl2-semi-robust-ens2-semiseg on 2D slices)")  # fmt: skip
     p.add_argument("--multiclass", action="store_true",
                    help="use the bundled multi-class model: ground-glass opacity and consolidation")  # fmt: skip
     add_infection_model_argument(p)

@@ -19,7 +19,7 @@ DEFAULT_MULTICLASS_MODEL = "density-split-multiclass-semiseg"  # `infnet segment
 # `infnet segment` and `demo` on 2D slices without --model: their orientation, window and field of view are
 # unknown, and this model holds up under all of them (docs/robustness.md); volumes are canonicalised by the
 # pipeline and keep DEFAULT_MODEL.
-DEFAULT_2D_MODEL = "infnet-effl2-robust-semiseg"
+DEFAULT_2D_MODEL = "infnet-effl2-semi-robust-ens2-semiseg"
 
 
 @lru_cache(maxsize=1)

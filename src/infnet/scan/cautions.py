@@ -8,7 +8,7 @@ from infnet.models import weights
 from infnet.scan.slices2d import SATURATED_SHARE, saturated_tissue_share
 
 # The bundled models trained for any presentation, named by the narrow-window note.
-ROBUST_BINARY = "infnet-effl2-robust-semiseg"
+ROBUST_BINARY = weights.DEFAULT_2D_MODEL
 ROBUST_MULTICLASS = "fcn8s-effl2-robust-multiclass-semiseg"
 
 
