@@ -46,7 +46,7 @@ def pairs(root: Path, split: str, multiclass: bool = False) -> list[tuple[str, n
     sp = semiseg.SPLITS[name]
     images = list_images(root / sp.image_dir)
     if split == "pseudo":  # every 16th unlabelled slice (100), the authors' pseudo-label as reference
-        images = images[::16]
+        images = images[:: semiseg.PSEUDO_HOLDOUT_STEP]
     if split == "val":
         stems = set(semiseg.read_split_list(root, "val"))
         images = [p for p in images if p.stem in stems]

@@ -17,8 +17,6 @@ from pathlib import Path
 from infnet.data import semiseg
 from infnet.io.images import list_images
 
-HOLDOUT_STEP = 16  # benchmarks/robustness.py: images[::16]
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,7 +29,7 @@ def main(argv=None) -> int:
     root = (args.data or semiseg.find_dataset()).resolve()
     split = semiseg.SPLITS["pseudo-label"]
     images = list_images(root / split.image_dir)
-    held = {p.stem for p in images[::HOLDOUT_STEP]}
+    held = {p.stem for p in images[:: semiseg.PSEUDO_HOLDOUT_STEP]}
     masks = {p.stem: p for p in list_images(root / split.mask_dir)}
     (args.out / "Imgs").mkdir(parents=True)
     (args.out / "GT").mkdir()

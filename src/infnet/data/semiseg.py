@@ -15,6 +15,9 @@ TRAIN = "Dataset/TrainingSet"
 TEST = "Dataset/TestingSet"
 DOCTOR = f"{TRAIN}/LungInfection-Train/Doctor-label"
 PSEUDO = f"{TRAIN}/LungInfection-Train/Pseudo-label"
+# Every this-many-th unlabelled slice (file-name order) is the held-out set that benchmarks/robustness.py
+# --split pseudo scores; scripts/pseudo_subset.py leaves the same slices out of pre-training.
+PSEUDO_HOLDOUT_STEP = 16
 MULTI_TRAIN = f"{TRAIN}/MultiClassInfection-Train"
 LUNG_TEST = f"{TEST}/LungInfection-Test"
 MULTI_TEST = f"{TEST}/MultiClassInfection-Test"
