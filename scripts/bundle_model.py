@@ -10,7 +10,8 @@ LungInfection-Test; multi-class models: GGO vs GT-1 and consolidation vs GT-2 of
 the infection prior from ``--infection-model``); those slices are never used for training. The checkpoint is the
 run's best by validation Dice on the 5-slice val split unless ``--checkpoint`` says otherwise (``--selection``
 then tells the card how it was chosen). ``--tta-metrics`` adds the test scores with mirror + scale TTA.
-Every number written comes from this run.
+Every number written comes from this run. An ensemble is stored as one checkpoint per member (registry
+``member_files``); a member that also ships alone is that model's file, so its weights are stored once.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from model_card import model_card, render_tables  # scripts/model_card.py
 
 from infnet.data import semiseg
 from infnet.evaluate import evaluate_folders
-from infnet.io.images import atomic_write_text
-from infnet.models.registry import load_checkpoint, save_checkpoint
-from infnet.models.weights import REGISTRY_FILE, WEIGHTS_DIR, sha256_file
+from infnet.io.images import atomic_write_bytes, atomic_write_text
+from infnet.models.registry import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from infnet.models.weights import REGISTRY_FILE, WEIGHTS_DIR, combined_sha256, sha256_file
 from infnet.training.final_eval import evaluate_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +163,49 @@ def _temperature(args, out: Path, task: str, root: Path) -> tuple[float, dict]:
     return best, {str(t): round(v, 4) for t, v in scores.items()}
 
 
+def _file(item: dict) -> str:
+    return item["file"]
+
+
+def store_members(name: str, out: Path, entries: list[dict]) -> dict:
+    """Split the one-file bundled ensemble ``out`` into one checkpoint per member and delete ``out``.
+
+    A member whose tensors equal a bundled single model's is that model's file. Returns the registry fields
+    (``member_files``, the combined ``sha256``, ``size_bytes``: all member files).
+    """
+    import torch
+    from safetensors.torch import load_file, save
+
+    meta = read_checkpoint_meta(out)
+    tensors = load_file(str(out))
+    member_arch, member_config = meta["config"]["member_arch"], meta["config"]["member_config"]
+    singles = {
+        e["file"]: load_file(str(WEIGHTS_DIR / e["file"]))
+        for e in entries
+        if e["name"] != name and e["arch"] == member_arch and "file" in e
+    }
+    files = []
+    for i in range(meta["config"]["n"]):
+        prefix = f"members.{i}."
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        same = [
+            f
+            for f, single in singles.items()
+            if single.keys() == state.keys() and all(torch.equal(single[k], v) for k, v in state.items())
+        ]
+        if same:
+            path = WEIGHTS_DIR / same[0]
+        else:
+            path = WEIGHTS_DIR / f"{name}.member{i + 1}.safetensors"
+            info = {"arch": member_arch, "config": member_config, "input_size": meta["input_size"]}
+            info["name"] = f"{name} member {i + 1}"
+            atomic_write_bytes(path, save(state, metadata={"infnet": json.dumps(info)}))
+        files.append({"file": path.name, "sha256": sha256_file(path)})
+    out.unlink()
+    size = sum((WEIGHTS_DIR / f["file"]).stat().st_size for f in files)
+    return {"member_files": files, "sha256": combined_sha256([f["sha256"] for f in files]), "size_bytes": size}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, type=Path, help="trainer run directory (config.json, metrics.csv)")
@@ -193,8 +237,8 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     # Re-bundling a model (e.g. to add a temperature) keeps the texts of its current registry entry.
-    old = {e["name"]: e for e in json.loads(REGISTRY_FILE.read_text())} if REGISTRY_FILE.is_file() else {}
-    old = old.get(args.name, {})
+    old_entries = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.is_file() else []
+    old = {e["name"]: e for e in old_entries}.get(args.name, {})
     args.command = args.command or old.get("command")
     if not args.command:
         ap.error(f"--command is required: '{args.name}' has no registry entry yet")
@@ -204,6 +248,9 @@ def main(argv=None) -> int:
     args.authors_model = args.authors_model or old.get("authors_model")
     args.selection = args.selection or old.get("selection")
 
+    holders = [e["name"] for e in old_entries if f"{args.name}.safetensors" in map(_file, e.get("member_files", []))]
+    if holders:  # its file is also their member: new weights would change (and break) them
+        ap.error(f"'{args.name}' is a member of {', '.join(holders)}; bundle the new weights under another name")
     cfg = json.loads((args.run / "config.json").read_text())
     rows = [r for root in (args.time_root or [args.run]) for r in _epoch_rows(root)]
     with open(args.run / "metrics.csv") as fh:
@@ -231,13 +278,16 @@ def main(argv=None) -> int:
         save_checkpoint(model, out, extra={**extra, "temperature": temperature}, half=True)
         metrics, _ = _evaluate(args, out, task, root)
 
+    entries = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.is_file() else []
+    if meta["arch"] == "ensemble":
+        stored = store_members(args.name, out, entries)
+    else:
+        stored = {"file": out.name, "sha256": sha256_file(out), "size_bytes": out.stat().st_size}
     entry = {
         "name": args.name,
         "arch": meta["arch"],
         "task": task,
-        "file": out.name,
-        "sha256": sha256_file(out),
-        "size_bytes": out.stat().st_size,
+        **stored,
         "input_size": input_size,
         "normalisation": {"mean": list(model.mean), "std": list(model.std), "input": "8-bit grey slice, /255"},
         "classes": ["ggo", "consolidation"] if task == "multiclass" else ["infection"],
@@ -272,7 +322,6 @@ def main(argv=None) -> int:
             f"infnet predict --model {args.name} --input <Test/Imgs> --output pred && "
             "infnet evaluate --pred pred --gt <Test/GT> --protocol both"
         )
-    entries = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.is_file() else []
     entries = [e for e in entries if e["name"] != args.name] + [entry]
     atomic_write_text(REGISTRY_FILE, json.dumps(sorted(entries, key=lambda e: e["name"]), indent=2) + "\n")
     atomic_write_text(WEIGHTS_DIR / f"{args.name}.md", model_card(entry))

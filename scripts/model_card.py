@@ -89,6 +89,14 @@ def _selection(e: dict) -> str:
     )
 
 
+def _files(e: dict) -> str:
+    """The weights file(s) and their sha256: an ensemble stored by member lists each member's file."""
+    if "member_files" not in e:
+        return f"sha256 `{e['sha256']}`"
+    items = "; ".join(f"`{f['file']}` (sha256 `{f['sha256'][:16]}...`)" for f in e["member_files"])
+    return f"one file per member: {items}"
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
@@ -143,7 +151,7 @@ def model_card(e: dict) -> str:
 {e["description"]}
 
 - Architecture: `{e["arch"]}` ({family}), {_size(e["size_bytes"])} fp16 safetensors,
-  sha256 `{e["sha256"]}`
+  {_files(e)}
 - Input: {size}, grey slice repeated to 3 channels, normalised with
   mean {e["normalisation"]["mean"]} / std {e["normalisation"]["std"]}
 - Output: {output}

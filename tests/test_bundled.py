@@ -20,7 +20,6 @@ def test_registry_entry_is_complete(name):
     for key in (
         "name",
         "arch",
-        "file",
         "sha256",
         "input_size",
         "normalisation",
@@ -38,8 +37,20 @@ def test_registry_entry_is_complete(name):
         assert set(metrics["paper"]) >= {"meanDic", "meanSen", "meanSpe", "Sm", "meanEm", "MAE"}
     if entry["task"] == "multiclass":  # its infection prior comes from another bundled model
         assert entry["infection_model"] in weights.list_bundled()
-    assert weights.sha256_file(weights.WEIGHTS_DIR / entry["file"]) == entry["sha256"]
+    files = weights.weight_files(entry)
+    for item in files:
+        assert weights.sha256_file(weights.WEIGHTS_DIR / item["file"]) == item["sha256"]
+    if entry["arch"] == "ensemble":  # stored by member: one file each, the entry's digest combines theirs
+        assert "file" not in entry and len(files) == entry["config"]["n"]
+        assert entry["sha256"] == weights.combined_sha256([f["sha256"] for f in files])
+    assert entry["size_bytes"] == sum((weights.WEIGHTS_DIR / f["file"]).stat().st_size for f in files)
     assert (weights.WEIGHTS_DIR / f"{name}.md").is_file()
+
+
+def test_every_weights_file_belongs_to_a_model():
+    """No orphan (e.g. a one-file ensemble left behind after its members were stored apart) ships."""
+    used = {f["file"] for name in weights.list_bundled() for f in weights.weight_files(weights.bundled_entry(name))}
+    assert {p.name for p in weights.WEIGHTS_DIR.glob("*.safetensors")} == used
 
 
 def test_tampered_weights_are_refused(tmp_path, monkeypatch):
@@ -55,6 +66,21 @@ def test_tampered_weights_are_refused(tmp_path, monkeypatch):
     copy.unlink()
     with pytest.raises(InfnetError, match="bundled weights file missing"):
         registry.load_bundled(weights.DEFAULT_MODEL)
+
+
+def test_tampered_member_of_an_ensemble_is_refused(tmp_path, monkeypatch):
+    """An ensemble stored by member checks every member file; one changed byte in the second stops the load."""
+    name = weights.DEFAULT_2D_MODEL
+    files = weights.weight_files(weights.bundled_entry(name))
+    assert len(files) == 2
+    for item in files:
+        shutil.copyfile(weights.WEIGHTS_DIR / item["file"], tmp_path / item["file"])
+    with open(tmp_path / files[1]["file"], "r+b") as fh:
+        fh.seek(-8, 2)
+        fh.write(b"\x00" * 8)
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(InfnetError, match=f"{files[1]['file']}: sha256 .* does not match the registry"):
+        registry.load_bundled(name)
 
 
 def test_bundled_model_segments_real_test_slices(semiseg_root):

@@ -128,16 +128,53 @@ def test_ensemble_is_not_trained(tmp_path, capsys):
 
 
 def test_bundled_seed_ensemble_holds_the_bundled_seed_1_model():
-    """The bundled 3-seed ensemble's second member is the seed-1 run that ships alone as infnet-effl2-semi-semiseg."""
-    from safetensors.torch import load_file
-
+    """The bundled 3-seed ensemble's second member is the seed-1 run that ships alone as infnet-effl2-semi-semiseg:
+    stored once, as that model's file, and loaded into the ensemble unchanged."""
     from infnet.models import weights
+    from infnet.models.registry import load_bundled
 
     ens = weights.bundled_entry("infnet-effl2-semi-ens3-semiseg")
     assert ens["arch"] == ENSEMBLE and ens["config"]["n"] == 3 and ens["config"]["member_seeds"] == [0, 1, 2]
-    members = load_file(str(weights.WEIGHTS_DIR / ens["file"]))
-    single = load_file(str(weights.WEIGHTS_DIR / weights.bundled_entry("infnet-effl2-semi-semiseg")["file"]))
-    assert {k.split(".", 2)[1] for k in members} == {"0", "1", "2"}
-    for key, value in single.items():
-        assert torch.equal(members[f"members.1.{key}"], value), key
-    assert not torch.equal(members[f"members.0.{key}"], value)
+    single_file = weights.bundled_entry("infnet-effl2-semi-semiseg")["file"]
+    assert [f["file"] == single_file for f in weights.weight_files(ens)] == [False, True, False]
+    model, single = load_bundled(ens["name"]), load_bundled("infnet-effl2-semi-semiseg")
+    assert model.checkpoint_meta["input_size"] == 448 and model.checkpoint_meta["temperature"] == ens["temperature"]
+    for key, value in single.state_dict().items():
+        assert torch.equal(model.members[1].state_dict()[key], value), key
+    assert not torch.equal(model.members[0].state_dict()[key], value)
+
+
+def test_bundled_ensemble_is_stored_by_member_and_loads_like_one_file(members, tmp_path, monkeypatch, one_thread):
+    """scripts/bundle_model.py stores an ensemble one file per member; a member that ships alone is not copied."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from infnet.models import registry, weights
+
+    spec = importlib.util.spec_from_file_location(
+        "bundle_model", Path(__file__).parents[1] / "scripts" / "bundle_model.py"
+    )
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    bundle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bundle)
+    monkeypatch.setattr(bundle, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    shutil.copyfile(members[1], tmp_path / "single.safetensors")  # member 2 also ships alone
+    single = {"name": "single", "arch": "infnet-effl0", "file": "single.safetensors"}
+    single["sha256"] = weights.sha256_file(tmp_path / "single.safetensors")
+    model, extra = build_ensemble(members)
+    save_checkpoint(model, tmp_path / "ens.safetensors", extra={**extra, "temperature": 2.0})
+
+    stored = bundle.store_members("ens", tmp_path / "ens.safetensors", [single])
+    files = [f["file"] for f in stored["member_files"]]
+    assert files == ["ens.member1.safetensors", "single.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)  # the one-file ensemble is gone
+    assert stored["sha256"] == weights.combined_sha256([f["sha256"] for f in stored["member_files"]])
+    entry = {"name": "ens", "arch": ENSEMBLE, "input_size": 64, "temperature": 2.0, **stored}
+    monkeypatch.setattr(weights, "_registry", lambda: {"ens": entry, "single": single})
+    loaded = registry.load_bundled("ens")
+    assert loaded.checkpoint_meta["input_size"] == 64 and loaded.checkpoint_meta["temperature"] == 2.0
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x)["out"], model(x)["out"])

@@ -133,8 +133,19 @@ def readme_table() -> str:
             task, dice = "infection", _fmt(m.get("standard", {}).get("dice"))
         n = e.get("size_bytes", 0)
         size = f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+        shared = _shared_bytes(name)
+        size += f" ({shared / 1e6:.0f} MB shared)" if shared else ""
         lines.append(f"| `{name}` | {task} | {_use(e)} | {dice} | {size} |")
     return "\n".join(lines)
+
+
+def _shared_bytes(name: str) -> int:
+    """Bytes of ``name``'s weights stored in another bundled model's file (an ensemble member that ships alone)."""
+    own = weights.bundled_entry(name)
+    if "member_files" not in own:
+        return 0
+    others = {e.get("file") for n in weights.list_bundled() if n != name for e in [weights.bundled_entry(n)]}
+    return sum((weights.WEIGHTS_DIR / f["file"]).stat().st_size for f in own["member_files"] if f["file"] in others)
 
 
 def _megabytes(n: int) -> str:

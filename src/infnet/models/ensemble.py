@@ -4,9 +4,10 @@ Averaging the logits of independently trained networks removes part of each one'
 seeds of one recipe differ by 0.01-0.02 test Dice@0.5 here: benchmarks/reproduce.md). It is a model like any other:
 ``forward`` returns ``{"out": mean of the members' "out" logits}``, it saves to one safetensors checkpoint
 (members' weights under ``members.<i>.``) with its members' architecture in the metadata, and a bundled ensemble
-loads by name. It costs one forward pass per member. Members are averaged before any output temperature, which the
-ensemble carries as one model (:mod:`infnet.calibration`). It is built from checkpoints
-(:func:`build_ensemble`, ``infnet ensemble``), never trained.
+loads by name (bundled ones are stored one checkpoint per member, so a member that also ships alone is stored once:
+:func:`infnet.models.registry.load_bundled`). It costs one forward pass per member. Members are averaged before
+any output temperature, which the ensemble carries as one model (:mod:`infnet.calibration`). It is built from
+checkpoints (:func:`build_ensemble`, ``infnet ensemble``), never trained.
 """
 
 from __future__ import annotations

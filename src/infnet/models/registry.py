@@ -85,11 +85,39 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
 
 
 def load_bundled(name: str) -> nn.Module:
-    """Load a bundled trained model after checking its file's sha256 against the registry."""
-    path, entry = bundled.verified_file(name)
-    model = load_checkpoint(path, expect_arch=entry["arch"])
+    """Load a bundled trained model after checking its files' sha256 against the registry."""
+    paths, entry = bundled.verified_files(name)
+    if "member_files" in entry:
+        model = _load_members(paths, entry)
+    else:
+        model = load_checkpoint(paths[0], expect_arch=entry["arch"])
     model.bundled_entry = entry
     return model
+
+
+def _load_members(paths: list[Path], entry: dict) -> nn.Module:
+    """A bundled ensemble stored as one single-model checkpoint per member (registry ``member_files``)."""
+    from safetensors.torch import load_file
+
+    metas = [read_checkpoint_meta(p) for p in paths]
+    for path, meta in zip(paths, metas, strict=True):
+        if (meta["arch"], meta.get("config")) != (metas[0]["arch"], metas[0].get("config")):
+            raise InfnetError(f"{path}: member of '{entry['name']}' with another architecture than {paths[0].name}")
+    model = _ARCHS[entry["arch"]](
+        encoder_weights=None, member_arch=metas[0]["arch"], member_config=metas[0].get("config", {}), n=len(paths)
+    )
+    model.arch_name = entry["arch"]
+    for slot, path in zip(model.members, paths, strict=True):
+        tensors = load_file(str(path))
+        load_state_strict(slot, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, path)
+    # What a one-file ensemble would carry in its metadata (the predictors read input size and temperature).
+    meta = {"arch": entry["arch"], "config": model.config.to_dict(), "input_size": entry["input_size"]}
+    meta.update(name=entry["name"], temperature=entry.get("temperature", 1.0))
+    if entry.get("task") == "multiclass":
+        meta.update(task="multiclass", classes=entry.get("classes"))
+    model.checkpoint_meta = meta
+    model.weights_sha256 = entry["sha256"]  # the combined digest: the ONNX cache key
+    return model.eval()
 
 
 def model_spec(model: nn.Module) -> dict:

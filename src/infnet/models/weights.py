@@ -57,16 +57,30 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def verified_file(name: str) -> tuple[Path, dict]:
-    """The weights file of bundled model ``name`` and its registry entry, after checking its sha256.
+def weight_files(entry: dict) -> list[dict]:
+    """The files holding a bundled model's weights, each ``{"file", "sha256"}``: one file, or for an ensemble
+    stored by member one per member (a member that also ships alone is that model's file, not a copy)."""
+    return entry.get("member_files") or [{"file": entry["file"], "sha256": entry["sha256"]}]
 
-    Loading it into a model is :func:`infnet.models.registry.load_bundled` (this module only knows the files).
+
+def combined_sha256(digests: list[str]) -> str:
+    """One digest for a model stored in several files (its identity, e.g. the ONNX cache key)."""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def verified_files(name: str) -> tuple[list[Path], dict]:
+    """The weights files of bundled model ``name`` and its registry entry, after checking each file's sha256.
+
+    Loading them into a model is :func:`infnet.models.registry.load_bundled` (this module only knows the files).
     """
     entry = bundled_entry(name)
-    path = WEIGHTS_DIR / entry["file"]
-    if not path.is_file():
-        raise InfnetError(f"{path}: bundled weights file missing (reinstall infnet)")
-    digest = sha256_file(path)
-    if digest != entry["sha256"]:
-        raise InfnetError(f"{path}: sha256 {digest[:12]}... does not match the registry ({entry['sha256'][:12]}...)")
-    return path, entry
+    paths = []
+    for item in weight_files(entry):
+        path = WEIGHTS_DIR / item["file"]
+        if not path.is_file():
+            raise InfnetError(f"{path}: bundled weights file missing (reinstall infnet)")
+        digest = sha256_file(path)
+        if digest != item["sha256"]:
+            raise InfnetError(f"{path}: sha256 {digest[:12]}... does not match the registry ({item['sha256'][:12]}...)")
+        paths.append(path)
+    return paths, entry
