@@ -163,10 +163,6 @@ def _temperature(args, out: Path, task: str, root: Path) -> tuple[float, dict]:
     return best, {str(t): round(v, 4) for t, v in scores.items()}
 
 
-def _file(item: dict) -> str:
-    return item["file"]
-
-
 def store_members(name: str, out: Path, entries: list[dict]) -> dict:
     """Split the one-file bundled ensemble ``out`` into one checkpoint per member and delete ``out``.
 
@@ -248,7 +244,8 @@ def main(argv=None) -> int:
     args.authors_model = args.authors_model or old.get("authors_model")
     args.selection = args.selection or old.get("selection")
 
-    holders = [e["name"] for e in old_entries if f"{args.name}.safetensors" in map(_file, e.get("member_files", []))]
+    own_file = f"{args.name}.safetensors"
+    holders = [e["name"] for e in old_entries if any(f["file"] == own_file for f in e.get("member_files", []))]
     if holders:  # its file is also their member: new weights would change (and break) them
         ap.error(f"'{args.name}' is a member of {', '.join(holders)}; bundle the new weights under another name")
     cfg = json.loads((args.run / "config.json").read_text())
@@ -278,9 +275,8 @@ def main(argv=None) -> int:
         save_checkpoint(model, out, extra={**extra, "temperature": temperature}, half=True)
         metrics, _ = _evaluate(args, out, task, root)
 
-    entries = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.is_file() else []
     if meta["arch"] == "ensemble":
-        stored = store_members(args.name, out, entries)
+        stored = store_members(args.name, out, old_entries)
     else:
         stored = {"file": out.name, "sha256": sha256_file(out), "size_bytes": out.stat().st_size}
     entry = {
@@ -322,7 +318,7 @@ def main(argv=None) -> int:
             f"infnet predict --model {args.name} --input <Test/Imgs> --output pred && "
             "infnet evaluate --pred pred --gt <Test/GT> --protocol both"
         )
-    entries = [e for e in entries if e["name"] != args.name] + [entry]
+    entries = [e for e in old_entries if e["name"] != args.name] + [entry]
     atomic_write_text(REGISTRY_FILE, json.dumps(sorted(entries, key=lambda e: e["name"]), indent=2) + "\n")
     atomic_write_text(WEIGHTS_DIR / f"{args.name}.md", model_card(entry))
     render_readme()

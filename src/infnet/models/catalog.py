@@ -144,7 +144,7 @@ def _shared_bytes(name: str) -> int:
     own = weights.bundled_entry(name)
     if "member_files" not in own:
         return 0
-    others = {e.get("file") for n in weights.list_bundled() if n != name for e in [weights.bundled_entry(n)]}
+    others = {weights.bundled_entry(n).get("file") for n in weights.list_bundled() if n != name}
     return sum((weights.WEIGHTS_DIR / f["file"]).stat().st_size for f in own["member_files"] if f["file"] in others)
 
 

@@ -19,7 +19,13 @@ import torch
 from torch import nn
 
 from infnet.errors import InfnetError
-from infnet.models.registry import create_model, list_models, load_checkpoint, register_model
+from infnet.models.registry import (
+    create_model,
+    list_models,
+    load_checkpoint,
+    register_member_files_loader,
+    register_model,
+)
 
 ENSEMBLE = "ensemble"  # the registered architecture name
 BUILD_ENSEMBLE = "infnet ensemble"  # how one is made
@@ -99,3 +105,9 @@ def build_ensemble(checkpoints: list[str | Path]) -> tuple[Ensemble, dict]:
     extra = {k: metas[0][k] for k in SHARED_META if metas[0].get(k) is not None}
     extra["members"] = [str(p) for p in checkpoints]
     return ensemble.eval(), extra
+
+
+@register_member_files_loader(ENSEMBLE)
+def _from_member_files(paths: list[Path]) -> Ensemble:
+    """A bundled ensemble stored one checkpoint per member (:func:`infnet.models.registry.load_bundled`)."""
+    return build_ensemble(paths)[0]

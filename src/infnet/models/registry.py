@@ -17,6 +17,8 @@ from infnet.models.infnet import InfNet, InfNetConfig
 
 _ARCHS: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+# Families whose bundled models are stored one checkpoint per member: arch -> loader(member paths) -> model.
+_FROM_FILES: dict[str, Callable[[list[Path]], nn.Module]] = {}
 
 # Table IV of the paper: No.1 backbone, No.2 +PPD, No.3 +RA, No.4 +PPD+RA, No.5 +PPD+RA+EA (= Inf-Net).
 ABLATIONS = {
@@ -35,6 +37,16 @@ def register_model(name: str, description: str = ""):
     def wrap(fn):
         _ARCHS[name] = fn
         _DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
+        return fn
+
+    return wrap
+
+
+def register_member_files_loader(name: str):
+    """Decorator adding ``fn(paths) -> nn.Module`` that loads a bundled ``name`` stored one file per member."""
+
+    def wrap(fn):
+        _FROM_FILES[name] = fn
         return fn
 
     return wrap
@@ -96,21 +108,11 @@ def load_bundled(name: str) -> nn.Module:
 
 
 def _load_members(paths: list[Path], entry: dict) -> nn.Module:
-    """A bundled ensemble stored as one single-model checkpoint per member (registry ``member_files``)."""
-    from safetensors.torch import load_file
-
-    metas = [read_checkpoint_meta(p) for p in paths]
-    for path, meta in zip(paths, metas, strict=True):
-        if (meta["arch"], meta.get("config")) != (metas[0]["arch"], metas[0].get("config")):
-            raise InfnetError(f"{path}: member of '{entry['name']}' with another architecture than {paths[0].name}")
-    model = _ARCHS[entry["arch"]](
-        encoder_weights=None, member_arch=metas[0]["arch"], member_config=metas[0].get("config", {}), n=len(paths)
-    )
-    model.arch_name = entry["arch"]
-    for slot, path in zip(model.members, paths, strict=True):
-        tensors = load_file(str(path))
-        load_state_strict(slot, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, path)
-    # What a one-file ensemble would carry in its metadata (the predictors read input size and temperature).
+    """A bundled model stored in several files (registry ``member_files``), built by its family's loader."""
+    if entry["arch"] not in _FROM_FILES:
+        raise InfnetError(f"bundled model '{entry['name']}': architecture '{entry['arch']}' is not stored by member")
+    model = _FROM_FILES[entry["arch"]](paths)
+    # What a one-file checkpoint would carry in its metadata (the predictors read input size and temperature).
     meta = {"arch": entry["arch"], "config": model.config.to_dict(), "input_size": entry["input_size"]}
     meta.update(name=entry["name"], temperature=entry.get("temperature", 1.0))
     if entry.get("task") == "multiclass":
