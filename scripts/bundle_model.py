@@ -12,6 +12,7 @@ run's best by validation Dice on the 5-slice val split unless ``--checkpoint`` s
 then tells the card how it was chosen). ``--tta-metrics`` adds the test scores with mirror + scale TTA.
 Every number written comes from this run. An ensemble is stored as one checkpoint per member (registry
 ``member_files``); a member that also ships alone is that model's file, so its weights are stored once.
+Re-bundling such a single model first gives the ensemble its own copy of the old weights (``detach_members``).
 """
 
 from __future__ import annotations
@@ -202,6 +203,33 @@ def store_members(name: str, out: Path, entries: list[dict]) -> dict:
     return {"member_files": files, "sha256": combined_sha256([f["sha256"] for f in files]), "size_bytes": size}
 
 
+def detach_members(name: str, entries: list[dict]) -> tuple[list[dict], list[str]]:
+    """Give every ensemble whose member is ``name``'s file its own copy of it, before ``name`` is re-bundled.
+
+    The copy is byte-identical (same sha256, so the ensemble's identity and outputs do not change). Returns the
+    updated registry entries and the names of the ensembles changed. Re-bundle an ensemble afterwards to have it
+    use the new weights (``store_members`` then points its member at the new file again).
+    """
+    import shutil
+
+    own_file, holders, updated = f"{name}.safetensors", [], []
+    for e in entries:
+        files = e.get("member_files", [])
+        if any(f["file"] == own_file for f in files):
+            e = {**e, "member_files": [dict(f) for f in files]}
+            for i, f in enumerate(e["member_files"]):
+                if f["file"] == own_file:
+                    copy = WEIGHTS_DIR / f"{e['name']}.member{i + 1}.safetensors"
+                    tmp = copy.with_name(copy.name + ".tmp")
+                    shutil.copyfile(WEIGHTS_DIR / own_file, tmp)
+                    os.replace(tmp, copy)
+                    f["file"] = copy.name
+            e["size_bytes"] = sum((WEIGHTS_DIR / f["file"]).stat().st_size for f in e["member_files"])
+            holders.append(e["name"])
+        updated.append(e)
+    return updated, holders
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, type=Path, help="trainer run directory (config.json, metrics.csv)")
@@ -244,10 +272,10 @@ def main(argv=None) -> int:
     args.authors_model = args.authors_model or old.get("authors_model")
     args.selection = args.selection or old.get("selection")
 
-    own_file = f"{args.name}.safetensors"
-    holders = [e["name"] for e in old_entries if any(f["file"] == own_file for f in e.get("member_files", []))]
-    if holders:  # its file is also their member: new weights would change (and break) them
-        ap.error(f"'{args.name}' is a member of {', '.join(holders)}; bundle the new weights under another name")
+    old_entries, holders = detach_members(args.name, old_entries)
+    if holders:  # persisted before NAME.safetensors is overwritten, so they never point at the new weights
+        atomic_write_text(REGISTRY_FILE, json.dumps(sorted(old_entries, key=lambda e: e["name"]), indent=2) + "\n")
+        print(f"{', '.join(holders)}: kept the old '{args.name}' weights as their own member file", file=sys.stderr)
     cfg = json.loads((args.run / "config.json").read_text())
     rows = [r for root in (args.time_root or [args.run]) for r in _epoch_rows(root)]
     with open(args.run / "metrics.csv") as fh:

@@ -178,3 +178,13 @@ def test_bundled_ensemble_is_stored_by_member_and_loads_like_one_file(members, t
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(loaded(x)["out"], model(x)["out"])
+
+    # Re-bundling the single model first gives the ensemble its own byte-identical copy of the old weights.
+    entries, holders = bundle.detach_members("single", [entry, single])
+    assert holders == ["ens"] and entries[1] == single
+    assert [f["file"] for f in entries[0]["member_files"]] == ["ens.member1.safetensors", "ens.member2.safetensors"]
+    assert entries[0]["sha256"] == entry["sha256"] and entry["member_files"][1]["file"] == "single.safetensors"
+    (tmp_path / "single.safetensors").write_bytes(b"new weights")  # what the re-bundle then writes
+    monkeypatch.setattr(weights, "_registry", lambda: {"ens": entries[0]})
+    with torch.inference_mode():
+        assert torch.equal(registry.load_bundled("ens")(x)["out"], model(x)["out"])
