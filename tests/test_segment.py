@@ -310,7 +310,7 @@ def test_lungmask_package_option_is_wired(phantom, monkeypatch):
 
 
 def test_default_model_is_the_robust_one_on_slices_only(phantom, tmp_path, monkeypatch):
-    """Without --model: the robust model on 2D slices (unknown window/orientation), the default on volumes."""
+    """Without --model: the robust models on 2D slices (unknown window/orientation), the defaults on volumes."""
     asked = []
     predictor = FakePredictor()
     monkeypatch.setattr("infnet.cli.segment.load_predictor", lambda model, *a, **kw: asked.append(model) or predictor)
@@ -324,3 +324,10 @@ def test_default_model_is_the_robust_one_on_slices_only(phantom, tmp_path, monke
     asked.clear()
     assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
     assert asked == ["infnet-effl2-semiseg", "infnet-effl2-semi-robust-ens2-semiseg"]  # volume, then the slices
+    asked.clear()  # --multiclass: the window-robust FCN8s on slices, the density split on volumes and for --list
+    assert main(["segment", str(slices), "-o", str(tmp_path / "m2d"), "-q", "--multiclass"]) == 0
+    assert main(["segment", str(phantom), "-o", str(tmp_path / "m3d"), "-q", "--multiclass"]) == 0
+    (listed := tmp_path / "list.txt").write_text(f"{phantom}\n")
+    assert main(["segment", "--list", str(listed), "-o", str(tmp_path / "mc"), "-q", "--multiclass"]) == 0
+    assert asked == ["fcn8s-effl2-robust-multiclass-semiseg", "density-split-multiclass-semiseg",
+                     "density-split-multiclass-semiseg"]  # fmt: skip

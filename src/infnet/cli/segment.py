@@ -34,7 +34,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     add_model_argument(p, help="bundled name or checkpoint path (default: infnet-effl2-semiseg on volumes and for "
                        "--list, infnet-effl2-semi-robust-ens2-semiseg on 2D slices)")  # fmt: skip
     p.add_argument("--multiclass", action="store_true",
-                   help="use the bundled multi-class model: ground-glass opacity and consolidation")  # fmt: skip
+                   help="ground-glass opacity and consolidation: density-split-multiclass-semiseg on volumes and for "
+                   "--list, fcn8s-effl2-robust-multiclass-semiseg on 2D slices")  # fmt: skip
     add_infection_model_argument(p)
     p.add_argument("--probabilities", action="store_true", help="also write probability maps (x255, uint8)")
     p.add_argument("--lung-mask", default="auto", choices=("auto", "classical", "lungmask", "intensity", "none"),
@@ -79,22 +80,21 @@ def _predictor(model: str | None, args):
 
 
 def _model_name(args) -> str | None:
-    """``--model``, or the bundled multi-class model with ``--multiclass``."""
-    if not getattr(args, "multiclass", False):
-        return args.model
-    if args.model:
+    """``--model``; None: the bundled default for the input (``default_model``)."""
+    if getattr(args, "multiclass", False) and args.model:
         raise InfnetError("give either --model or --multiclass")
-    from infnet.models.weights import DEFAULT_MULTICLASS_MODEL
-
-    return DEFAULT_MULTICLASS_MODEL
+    return args.model
 
 
-def default_model(scan) -> str:
-    """The bundled model for an input given without --model: the robust one for 2D slices, else the default."""
-    from infnet.models.weights import DEFAULT_2D_MODEL, DEFAULT_MODEL
+def default_model(scan, multiclass: bool = False) -> str:
+    """The bundled model for an input given without --model: the robust one for 2D slices, else the default
+    (``--multiclass``: the multi-class ones). ``scan`` None: a cohort (``--list``), taken as volumes."""
+    from infnet.models import weights
     from infnet.scan.volume_io import SliceSet
 
-    return DEFAULT_2D_MODEL if isinstance(scan, SliceSet) else DEFAULT_MODEL
+    if isinstance(scan, SliceSet):
+        return weights.DEFAULT_2D_MULTICLASS_MODEL if multiclass else weights.DEFAULT_2D_MODEL
+    return weights.DEFAULT_MULTICLASS_MODEL if multiclass else weights.DEFAULT_MODEL
 
 
 def load_predictor(
@@ -142,7 +142,7 @@ def run(args) -> int:
         from infnet.scan.cohort import read_list, segment_cohort
 
         items = read_list(args.list)
-        predictor = _predictor(model, args)
+        predictor = _predictor(model or default_model(None, args.multiclass), args)
         summary = segment_cohort(predictor, items, args.output, progress=not args.quiet, quiet=args.quiet,
                                  overlays=not args.no_overlays, **options)  # fmt: skip
         if not args.quiet:
@@ -159,7 +159,7 @@ def run(args) -> int:
     scan = read_scan(source)
     read_s = time.perf_counter() - t
     t = time.perf_counter()
-    predictor = _predictor(default_model(scan) if model is None else model, args)
+    predictor = _predictor(model or default_model(scan, args.multiclass), args)
     load_s = time.perf_counter() - t
     result = segment_scan(predictor, scan, read_s=read_s, progress=not args.quiet, **options)
     # model_load in report.json: building the model here plus its backend (ONNX session) inside the pipeline

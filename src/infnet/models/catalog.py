@@ -98,7 +98,7 @@ def _use(e: dict) -> str:
     if name == weights.DEFAULT_MODEL:
         return "default: `infnet segment` on volumes, `predict`"
     if name == weights.DEFAULT_MULTICLASS_MODEL:
-        return "default of `infnet segment --multiclass`"
+        return "default of `infnet segment --multiclass` on volumes"
     caution = "; false positives on a healthy thorax (card)" if e.get("caution") else ""
     if arch == "ensemble":
         return f"most accurate on the benchmark slices; {cfg.get('n', 3)} passes per slice{caution}"
