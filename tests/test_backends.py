@@ -183,3 +183,22 @@ def test_cli_backend_flag(tmp_path, test_slices):
     with pytest.raises(SystemExit) as exc:
         main(["predict", "--input", str(imgs), "--output", str(tmp_path / "x"), "--backend", "tpu"])
     assert exc.value.code == 2
+
+
+def test_an_int8_graph_that_disagrees_with_fp32_is_refused():
+    """check_int8: the int8 masks must match the fp32 ones on the calibration slices (CPUs whose int8 kernels
+    saturate would otherwise give wrong masks silently)."""
+    model = registry.load_bundled(BINARY[0])
+
+    def fp32(x):
+        return torch.ones(x.shape[0], 1, *x.shape[-2:])
+
+    assert backends.check_int8(fp32, fp32, model, 64) == 1.0
+
+    def half_wrong(x):  # the left half of every mask lost: Dice 2/3
+        out = fp32(x)
+        out[..., : x.shape[-1] // 2] = -1
+        return out
+
+    with pytest.raises(InfnetError, match="onnx-int8: on this CPU .*Dice 0.667 .* use --backend onnx"):
+        backends.check_int8(fp32, half_wrong, model, 64)
