@@ -199,8 +199,11 @@ def store_members(name: str, out: Path, entries: list[dict]) -> dict:
             atomic_write_bytes(path, save(state, metadata={"infnet": json.dumps(info)}))
         files.append({"file": path.name, "sha256": sha256_file(path)})
     out.unlink()
-    size = sum((WEIGHTS_DIR / f["file"]).stat().st_size for f in files)
-    return {"member_files": files, "sha256": combined_sha256([f["sha256"] for f in files]), "size_bytes": size}
+    return {"member_files": files, "sha256": combined_sha256([f["sha256"] for f in files]), "size_bytes": _size(files)}
+
+
+def _size(files: list[dict]) -> int:
+    return sum((WEIGHTS_DIR / f["file"]).stat().st_size for f in files)
 
 
 def detach_members(name: str, entries: list[dict]) -> tuple[list[dict], list[str]]:
@@ -210,8 +213,6 @@ def detach_members(name: str, entries: list[dict]) -> tuple[list[dict], list[str
     updated registry entries and the names of the ensembles changed. Re-bundle an ensemble afterwards to have it
     use the new weights (``store_members`` then points its member at the new file again).
     """
-    import shutil
-
     own_file, holders, updated = f"{name}.safetensors", [], []
     for e in entries:
         files = e.get("member_files", [])
@@ -220,11 +221,9 @@ def detach_members(name: str, entries: list[dict]) -> tuple[list[dict], list[str
             for i, f in enumerate(e["member_files"]):
                 if f["file"] == own_file:
                     copy = WEIGHTS_DIR / f"{e['name']}.member{i + 1}.safetensors"
-                    tmp = copy.with_name(copy.name + ".tmp")
-                    shutil.copyfile(WEIGHTS_DIR / own_file, tmp)
-                    os.replace(tmp, copy)
+                    atomic_write_bytes(copy, (WEIGHTS_DIR / own_file).read_bytes())
                     f["file"] = copy.name
-            e["size_bytes"] = sum((WEIGHTS_DIR / f["file"]).stat().st_size for f in e["member_files"])
+            e["size_bytes"] = _size(e["member_files"])
             holders.append(e["name"])
         updated.append(e)
     return updated, holders

@@ -194,6 +194,13 @@ def calibration_slices() -> list[np.ndarray]:
     return [read_gray(p) for p in list_images(Path(__file__).parent / "samples" / "calibration")]
 
 
+def _calibration_inputs(model: nn.Module, size: int) -> list[np.ndarray]:
+    """:func:`calibration_slices` as the network's (1, 3, size, size) float inputs."""
+    from infnet.data.dataset import to_tensor_image
+
+    return [to_tensor_image(s, size, tuple(model.mean), tuple(model.std))[None].numpy() for s in calibration_slices()]
+
+
 def quantize_decoder(fp32: bytes, model: nn.Module, size: int, meta: dict[str, str]) -> bytes:
     """int8 copy of an exported graph: every node outside the encoder quantised (static QDQ, per-channel weights,
     MinMax activation ranges over :func:`calibration_slices`), the encoder left in fp32."""
@@ -203,9 +210,7 @@ def quantize_decoder(fp32: bytes, model: nn.Module, size: int, meta: dict[str, s
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from infnet.data.dataset import to_tensor_image
-
-    inputs = [to_tensor_image(s, size, tuple(model.mean), tuple(model.std))[None].numpy() for s in calibration_slices()]
+    inputs = _calibration_inputs(model, size)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -240,9 +245,7 @@ def check_int8(fp32: Callable, int8: Callable, model: nn.Module, size: int) -> f
     """Refuse an int8 graph whose masks differ from the fp32 graph's on :func:`calibration_slices`: the int8
     kernels of CPUs without VNNI saturate with 8-bit weights (mask Dice 0.58 on an AVX2-only CPU before the weights
     were cut to 7 bits), and a wrong mask must not pass silently. Returns the agreement."""
-    from infnet.data.dataset import to_tensor_image
-
-    x = torch.stack([to_tensor_image(s, size, tuple(model.mean), tuple(model.std)) for s in calibration_slices()])
+    x = torch.from_numpy(np.concatenate(_calibration_inputs(model, size)))
     a, b = fp32(x) >= 0, int8(x) >= 0  # logit 0 = probability 0.5, at any temperature
     dice = 2 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
     if dice < INT8_MIN_AGREEMENT:
