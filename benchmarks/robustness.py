@@ -11,7 +11,8 @@ window, then re-windowed), and the slice pasted into a synthetic 512 x 512 full 
 fat rim, air, table, circular reconstruction field; seeded per slice), natively and transposed.
 
 ``--path product`` (default) runs each view through ``infnet segment``'s 2D path (lung mask, lung-box crop of
-full-FOV slices, orientation 'training' so that nothing is turned for the model: the model alone must cope);
+full-FOV slices, orientation 'training': nothing is turned for the model but a slice whose two lungs it finds one
+above the other, which it turns a quarter, as for any stated orientation);
 ``--path network`` gives the view to the model as is. Dice@0.5 is the standard protocol's mean per-slice Dice
 (``infnet evaluate --protocol standard``), computed in the view's own frame; with ``--multiclass`` the
 multi-class models' ground-glass / consolidation Dice@0.5 against MultiClassInfection-Test GT (the val split's

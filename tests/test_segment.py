@@ -141,12 +141,21 @@ def test_slices_folder_and_orientation(tmp_path):
     assert report["units"] == {"area": "mm2"} and report["dimensionality"] == "2d"
     _check_report(report, "area_mm2")
     assert [r["name"] for r in report["per_slice"]] == sorted(p.stem for p in src.glob("*.jpg"))
-    # Radiological slices are transposed for the model (input_size=0 keeps the crop shape).
-    one = src / "semiseg_test_85.jpg"
-    h, w = np.asarray(Image.open(one)).shape
+    # Radiological slices are transposed for the model (input_size=0 keeps the crop shape): the sample in
+    # radiological display (the transpose of its COVID-SemiSeg layout) reaches the model in that layout.
+    one = np.asarray(Image.open(src / "semiseg_test_85.jpg").convert("L"))
+    h, w = one.shape
+    shown = tmp_path / "display.png"
+    Image.fromarray(np.ascontiguousarray(one.T)).save(shown)
     p = FakePredictor()
-    segment_file(p, one, slice_orientation="radiological", input_size=0, lung_mask="none")
-    assert p.shapes == [(1, w, h)]
+    r = segment_file(p, shown, slice_orientation="radiological", input_size=0, lung_mask="none")
+    assert p.shapes == [(1, h, w)] and r.settings["orientation"]["turned_lungs_one_above_other"] == 0
+    # The COVID-SemiSeg layout stated as radiological would show the lungs one above the other: turned back a
+    # quarter for the model, and said so.
+    p = FakePredictor()
+    r = segment_file(p, src / "semiseg_test_85.jpg", slice_orientation="radiological", input_size=0, lung_mask="none")
+    assert p.shapes == [(1, h, w)] and r.settings["orientation"]["turned_lungs_one_above_other"] == 1
+    assert any("one above the other" in n and "semiseg_test_85" in n for n in r.notes)
 
 
 def test_cli_segment_ok_and_quiet(phantom, tmp_path, fake, capsys):

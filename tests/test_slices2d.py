@@ -64,6 +64,25 @@ def test_orientation_read_from_anatomy(thorax):
         assert p.restore(p.lungs).shape == shown.shape
 
 
+AXIS_KEEPING = (0, 2, 5, 7)  # the dihedral elements that keep the lungs side by side along the rows
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_lungs_one_above_the_other_are_turned_side_by_side(thorax, k):
+    """Stated as the training layout but shown in any of the 8 orientations: the lungs' axis is read from the two
+    lungs, and a slice showing them one above the other is turned a quarter; the others are left as stated."""
+    sample = read_gray(bundled_samples() / "slices" / "semiseg_test_85.jpg")  # COVID-SemiSeg layout, cropped
+    hu, _ = thorax[1]
+    for img in (sample, window_to_uint8(hu, -600, 1500)):
+        shown = np.ascontiguousarray(dihedral(img, k))
+        p = prepare_slice(shown, "training")
+        assert detect_orientation(shown)["axis"] == ("rows" if k in AXIS_KEEPING else "columns")
+        assert p.turned == (k not in AXIS_KEEPING)
+        # What the model sees is the slice in its own layout up to a mirror image, and it maps back.
+        assert any(np.array_equal(p.image, np.ascontiguousarray(dihedral(img, j))) for j in AXIS_KEEPING)
+        assert np.array_equal(p.restore(p.image), shown)
+
+
 def test_degenerate_slices_give_empty_masks():
     for img in (np.zeros((1, 1), np.uint8), np.full((40, 40), 7, np.uint8)):
         labels, _ = lung_mask_2d(img)

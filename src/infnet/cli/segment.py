@@ -47,7 +47,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--slice-orientation", default="radiological", choices=("radiological", "training", "auto"),
                    help="2D slices: how they are displayed: radiological (default, a PACS export: patient's right on "
                         "the image left, anterior up), training (the COVID-SemiSeg layout) or auto (read from the "
-                        "anatomy); decides right/left")  # fmt: skip
+                        "anatomy); decides right/left; a slice whose lungs would lie one above the other is turned "
+                        "a quarter, with a note")  # fmt: skip
     p.add_argument("--pixel-spacing", type=float, metavar="MM", help="2D slices: pixel size in mm (areas in mm^2)")
     add_tta_arguments(p, auto=True)
     p.add_argument("--batch-size", type=int, default=8, help="slices per model call (default 8)")

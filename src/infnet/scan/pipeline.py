@@ -113,7 +113,9 @@ def predictor_settings(predictor) -> dict:
 def _slice_tta(predictor):
     """TTA 'auto' means all 8 flips/rotations on 2D slices, whose orientation the image does not prove: the
     answer is then the same in every orientation (and on the 5 validation slices it was 0.010-0.024 Dice@0.5
-    better than one view, docs/robustness.md). Volumes are turned by their direction matrix: one view."""
+    better than one view, docs/robustness.md; the 4 mirror images that keep the lungs' axis were worse for the
+    models trained in one orientation, benchmarks/runs/robust/flips-tta). Volumes are turned by their direction
+    matrix: one view."""
     parts = [p for p in (predictor, getattr(predictor, "infection", None)) if getattr(p, "tta", None) == "auto"]
     for p in parts:
         p.tta = "dihedral"
@@ -323,7 +325,7 @@ def segment_slices(
     method = _lung_method(lung_mask, False)
     t = time.perf_counter()
     masks, lungs, probs = [], [], [] if probabilities else None
-    fovs, layouts, detected = [], [], []
+    fovs, layouts, detected, turned = [], [], [], []
     n = len(slices.images)
     with _slice_tta(predictor), _progress(n, slices.path.name, progress) as bar:
         model_settings = predictor_settings(predictor)  # the views used here ('auto' is dihedral on slices)
@@ -349,10 +351,11 @@ def segment_slices(
                 fovs.append(p.fov)
                 layouts.append(p.k)
                 detected.append(p.detected)
+                turned.append(p.turned)
             bar.update(len(prepared))
     timings = {"segmentation": time.perf_counter() - t}
     measurements = measure_slices(lungs, masks, classes, slices.names, slices.pixel_spacing, method != "none")
-    orientation = _orientation_summary(slice_orientation, layouts, detected, slices.names)
+    orientation = s2d.orientation_summary(slice_orientation, layouts, detected, slices.names, turned)
     settings = {"intensity": "8bit", "window": None, "lung_mask": method, "threshold": threshold,
                 "input_size": input_size, "orientation": orientation["settings"],
                 "field_of_view": {"full": fovs.count("full"), "cropped": fovs.count("cropped")},
@@ -373,26 +376,3 @@ def segment_slices(
     )  # fmt: skip
     return SegmentationResult(slices.path, slices, getattr(predictor, "name", "model"), classes, masks, lungs,
                               probs, measurements, settings, notes, timings)  # fmt: skip
-
-
-def _orientation_summary(stated: str, used: list[int], detected: list[dict], names: list[str]) -> dict:
-    """report.json ``settings.orientation`` and notes: what was stated, used and read from the anatomy."""
-    names_of = {v: k for k, v in s2d.ORIENTATIONS.items()}
-    used_names = [names_of.get(k, f"dihedral {k}") for k in used]
-    # detect_orientation ran on the slice as stated: k == 0 means the anatomy agrees with the statement.
-    disagree = [nm for nm, d in zip(names, detected, strict=True) if d["confident"] and d["k"] not in (None, 0)]
-    agree = sum(1 for d in detected if d["confident"] and d["k"] == 0)
-    settings = {
-        "stated": stated,
-        "used": sorted(set(used_names)),
-        "detected": {"agrees": agree, "disagrees": len(disagree), "unsure": len(detected) - agree - len(disagree),
-                     "cues": "lungs side by side, spine behind them, right lung larger"},
-    }  # fmt: skip
-    notes = []
-    if disagree and stated != "auto":
-        shown = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
-        notes.append(
-            f"the anatomy of {len(disagree)} slice(s) ({shown}) does not look {stated}: right and left may be "
-            "swapped; check --slice-orientation (training for the COVID-SemiSeg layout, auto to read it)"
-        )
-    return {"settings": settings, "notes": notes}

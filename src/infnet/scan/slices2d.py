@@ -119,6 +119,11 @@ def lung_mask_2d(img: np.ndarray) -> tuple[np.ndarray, str]:
     return upsample_labels(labels, f, img.shape), fov
 
 
+# The lungs' centres lie along one image axis with this share of their offset: on 840 lung-cropped COVID-SemiSeg
+# slice views and 1728 real full-FOV exports (8 orientations, 3 windows), the axis so read was never wrong
+# (benchmarks/lungmask_2d.py prints the counts); unsure on 10 % and 26 % (one lung found: apices, bases).
+AXIS_CONFIDENT = 0.8
+
 # The stated orientations of a 2D slice, as the dihedral element that turns it into the training orientation.
 ORIENTATIONS = {"training": 0, "radiological": 4}
 
@@ -127,15 +132,17 @@ def detect_orientation(img: np.ndarray, lungs: np.ndarray | None = None) -> dict
     """The dihedral element ``k`` (see :func:`infnet.data.presentation.dihedral`) that turns ``img`` into the
     training orientation (rows right->left, columns anterior->posterior), with per-cue confidence.
 
-    Returns ``{"k": int | None, "layout": name | None, "confident": bool, "cues": {...}}``; ``k`` is None when the
-    two lungs are not found side by side.
+    Returns ``{"k": int | None, "layout": name | None, "confident": bool, "axis": "rows" | "columns" | None,
+    "cues": {...}}``; ``k`` is None when the two lungs are not found side by side. ``axis`` (set when the lungs'
+    centres lie clearly along one axis, :data:`AXIS_CONFIDENT`) is the image axis along which they lie: 'rows'
+    in the training orientation, whatever the other cues say.
     """
     img = np.asarray(img, dtype=np.uint8)
     if lungs is None:
         lungs, _ = lung_mask_2d(img)
     region = lungs > 0
     lab, n = ndi.label(region)
-    out: dict = {"k": None, "layout": None, "confident": False, "cues": {}}
+    out: dict = {"k": None, "layout": None, "confident": False, "axis": None, "cues": {}}
     if n < 2:
         out["cues"]["lungs"] = "two lungs not found"
         return out
@@ -170,7 +177,9 @@ def detect_orientation(img: np.ndarray, lungs: np.ndarray | None = None) -> dict
     out.update(k=k, layout=next((name for name, v in ORIENTATIONS.items() if v == k), f"dihedral {k}"))
     out["cues"] = {"lungs_side_by_side": round(axis_conf, 2), "spine_behind": round(spine_conf, 2),
                    "right_lung_larger": round(size_conf, 2)}  # fmt: skip
-    out["confident"] = axis_conf > 0.8 and spine_conf > 0.5 and size_conf > 0.08
+    out["confident"] = axis_conf > AXIS_CONFIDENT and spine_conf > 0.5 and size_conf > 0.08
+    if axis_conf > AXIS_CONFIDENT:
+        out["axis"] = ("rows", "columns")[lr_axis]
     return out
 
 
@@ -201,6 +210,7 @@ class PreparedSlice:
     box: tuple[slice, slice] | None  # lung box the model sees (full FOV), None for the whole slice
     detected: dict  # detect_orientation() on the slice as stated
     body: tuple[slice, slice] | None = None  # the body's box (full FOV): where a first pass looks for infection
+    turned: bool = False  # the lungs lay one above the other as stated: turned a quarter (prepare_slice)
 
     def restore(self, a: np.ndarray) -> np.ndarray:
         """An array of the training-oriented slice (..., H, W) back to the input's layout."""
@@ -211,12 +221,17 @@ def prepare_slice(
     img: np.ndarray, orientation: str = "radiological", pixel_mm: float | None = None, margin_mm: float = 3.0
 ) -> PreparedSlice:
     """Orient (as stated, or as detected with ``auto``), find the lungs and, for a full field of view, the lung
-    box the model is run on (as the volume path crops), so that the answer does not depend on the field of view."""
+    box the model is run on (as the volume path crops), so that the answer does not depend on the field of view.
+
+    A slice whose lungs lie one above the other once turned as stated cannot be in that orientation: it is
+    turned a quarter more, by the anatomy's best guess (``turned``), so that the model and the right/left split
+    see the lungs side by side, as every training slice shows them."""
     k = 0 if orientation == "training" else ORIENTATIONS["radiological"]
     oriented = np.ascontiguousarray(dihedral(img, k))
     lungs, fov = lung_mask_2d(oriented)
     detected = detect_orientation(oriented, lungs)
-    if orientation == "auto" and detected["confident"] and detected["k"]:
+    wrong_axis = detected["axis"] == "columns"
+    if detected["k"] and (wrong_axis or (orientation == "auto" and detected["confident"])):
         k2 = detected["k"]
         oriented = np.ascontiguousarray(dihedral(oriented, k2))
         lungs, fov = lung_mask_2d(oriented)
@@ -226,7 +241,7 @@ def prepare_slice(
         px = pixel_mm or ASSUMED_PIXEL_MM
         box = lung_box(lungs > 0, (px, px), margin_mm)
         body = body_box(oriented)
-    return PreparedSlice(k, oriented, lungs, fov, box, detected, body)
+    return PreparedSlice(k, oriented, lungs, fov, box, detected, body, turned=wrong_axis)
 
 
 SATURATED_SHARE = 0.7  # training-window slices: median 0.06, max 0.66; in -700/1000 HU: median 0.87 (window_check.py)
@@ -264,3 +279,39 @@ def _compose(k1: int, k2: int) -> int:
     probe = np.arange(6).reshape(2, 3)
     target = dihedral(dihedral(probe, k1), k2)
     return next(k for k in range(8) if np.array_equal(dihedral(probe, k), target))
+
+
+def orientation_summary(
+    stated: str, used: list[int], detected: list[dict], names: list[str], turned: list[bool]
+) -> dict:
+    """report.json ``settings.orientation`` and notes of 2D slices: what was stated, used (the dihedral ``k`` of
+    each :class:`PreparedSlice`) and read from the anatomy, and which slices were turned."""
+    names_of = {v: k for k, v in ORIENTATIONS.items()}
+    used_names = [names_of.get(k, f"dihedral {k}") for k in used]
+    # detect_orientation ran on the slice as stated: k == 0 means the anatomy agrees with the statement.
+    disagree = [nm for nm, d, t in zip(names, detected, turned, strict=True)
+                if d["confident"] and d["k"] not in (None, 0) and not t]  # fmt: skip
+    agree = sum(1 for d in detected if d["confident"] and d["k"] == 0)
+    settings = {
+        "stated": stated,
+        "used": sorted(set(used_names)),
+        "detected": {"agrees": agree, "disagrees": len(disagree), "unsure": len(detected) - agree - len(disagree),
+                     "cues": "lungs side by side, spine behind them, right lung larger"},
+        "turned_lungs_one_above_other": sum(turned),
+    }  # fmt: skip
+    notes = []
+    if any(turned):
+        which = [nm for nm, t in zip(names, turned, strict=True) if t]
+        shown = ", ".join(which[:5]) + (" ..." if len(which) > 5 else "")
+        notes.append(
+            f"{sum(turned)} slice(s) ({shown}) showed their lungs one above the other as {stated}: turned a "
+            "quarter by the anatomy (spine, lung sizes) so that they lie side by side; right and left there follow "
+            "the anatomy, not --slice-orientation"
+        )
+    if disagree and stated != "auto":
+        shown = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
+        notes.append(
+            f"the anatomy of {len(disagree)} slice(s) ({shown}) does not look {stated}: right and left may be "
+            "swapped; check --slice-orientation (training for the COVID-SemiSeg layout, auto to read it)"
+        )
+    return {"settings": settings, "notes": notes}
