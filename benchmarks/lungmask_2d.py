@@ -8,6 +8,7 @@ an 8-bit slice in three lung windows (-430/1400 the training one, -600/1500, -70
 upsampled ``--zoom`` times when the scan is coarse (a PACS export is not 64 px wide), then masked by
 :func:`infnet.scan.slices2d.lung_mask_2d`. Prints the mean Dice against the volume mask (lung vs not lung), the
 share of slices called full field of view, how often :func:`detect_orientation` finds the orientation, and how
+often a confident reading is wrong (what ``--slice-orientation auto`` would turn wrongly), how
 often it reads the lungs' axis (side by side along rows or columns: what ``prepare_slice`` turns by) right, wrong
 or not at all; the last also on the lung-cropped COVID-SemiSeg slices (5 val + 100 unlabelled) in 8 orientations.
 """
@@ -64,11 +65,11 @@ def main(argv=None) -> int:
     ap.add_argument("--scans", nargs="+", type=Path, default=DEFAULT_SCANS)
     args = ap.parse_args(argv)
     print("| scan | slices | windows x views | mean Dice | min Dice | full FOV | orientation found (confident) | "
-          "lungs' axis right / wrong / unsure |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "confident but wrong | lungs' axis right / wrong / unsure |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     all_d, big_d = [], []
     for path in args.scans:
-        dices, full, found, confident, n, axis = [], 0, 0, 0, 0, [0, 0, 0]
+        dices, full, found, confident, wrong, n, axis = [], 0, 0, 0, 0, 0, [0, 0, 0]
         for hu, ref, big in exported_slices(path):
             n += 1
             for level, width in WINDOWS:
@@ -83,11 +84,13 @@ def main(argv=None) -> int:
                     o = detect_orientation(shown, labels)
                     found += o["k"] is not None and _inverse_ok(o["k"], k)
                     confident += o["confident"] and _inverse_ok(o["k"], k)
+                    wrong += o["confident"] and not _inverse_ok(o["k"], k)
                     axis[_axis_outcome(o, k)] += 1
         m = len(dices)
         all_d += dices
         print(f"| {path.name} | {n} | {len(WINDOWS)} x 8 | {np.mean(dices):.3f} | {np.min(dices):.3f} | "
-              f"{full / m:.0%} | {found / m:.0%} ({confident / m:.0%}) | {' / '.join(map(str, axis))} |")  # fmt: skip
+              f"{full / m:.0%} | {found / m:.0%} ({confident / m:.0%}) | {wrong} of {confident + wrong} | "
+              f"{' / '.join(map(str, axis))} |")  # fmt: skip
     print(
         f"\nall slices: mean Dice {np.mean(all_d):.3f} over {len(all_d)} exported slices; slices with >= 10 cm^2 "
         f"of lung: {np.mean(big_d):.3f} over {len(big_d)}"

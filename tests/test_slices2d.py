@@ -13,7 +13,7 @@ from infnet.io.images import read_gray
 from infnet.scan.lungmask import classical_lung_mask
 from infnet.scan.preprocess import axial_view, superior_step, view_spacing
 from infnet.scan.samples import bundled_samples
-from infnet.scan.slices2d import detect_orientation, lung_mask_2d, prepare_slice, widen_box
+from infnet.scan.slices2d import detect_orientation, lung_mask_2d, orientation_summary, prepare_slice, widen_box
 from infnet.scan.volume_io import read_scan
 
 
@@ -81,6 +81,22 @@ def test_lungs_one_above_the_other_are_turned_side_by_side(thorax, k):
         # What the model sees is the slice in its own layout up to a mirror image, and it maps back.
         assert any(np.array_equal(p.image, np.ascontiguousarray(dihedral(img, j))) for j in AXIS_KEEPING)
         assert np.array_equal(p.restore(p.image), shown)
+
+
+def test_report_says_which_slices_were_turned_and_why():
+    confident = {"k": 1, "confident": True}
+    unsure = {"k": None, "confident": False}
+    out = orientation_summary("auto", [1, 4, 4], [confident, unsure, unsure], ["a", "b", "c"], [False] * 3)
+    settings = out["settings"]
+    assert settings["used"] == ["dihedral 1", "radiological"] and settings["turned_lungs_one_above_other"] == 0
+    assert (settings["detected"]["disagrees"], settings["detected"]["unsure"]) == (1, 2)
+    assert len(out["notes"]) == 1 and "1 slice(s) (a) were turned as their anatomy reads" in out["notes"][0]
+    # Stated: a confident disagreement is a warning, a quarter turn its own note (not both for one slice).
+    turned = {"k": 3, "confident": True}
+    out = orientation_summary("radiological", [5, 4], [confident, turned], ["a", "b"], [False, True])
+    assert out["settings"]["turned_lungs_one_above_other"] == 1 and len(out["notes"]) == 2
+    notes = " | ".join(out["notes"])
+    assert "(a) does not look radiological" in notes and "(b) showed their lungs one above" in notes
 
 
 def test_degenerate_slices_give_empty_masks():
