@@ -10,7 +10,7 @@ its stages and its peak resident memory (ru_maxrss, which includes the Python/Nu
 parent also times the whole child process (interpreter start-up and imports included). Target (issue 18): 300
 slices of 512x512 end to end < 25 s on 2 cores.
 
-    .venv/bin/python benchmarks/bench_segment.py                      # real CT, bundled default, ONNX Runtime
+    .venv/bin/python benchmarks/bench_segment.py                      # real CT, volume default, ONNX Runtime
     .venv/bin/python benchmarks/bench_segment.py --backend torch      # the torch fallback
     .venv/bin/python benchmarks/bench_segment.py --volume phantom --fake --slices 1000   # the memory bound
     .venv/bin/python benchmarks/bench_segment.py --model density-split-multiclass-semiseg  # `segment --multiclass`
@@ -91,7 +91,10 @@ def run_child(
         predictor = Segmenter(create_model(arch), name=f"{arch}-untrained", device="cpu", backend=backend)
     else:  # a binary model, or a multi-class one with its infection model (GGO / consolidation)
         from infnet.inference import load_predictor
+        from infnet.models import weights
 
+        # without --model: what `infnet segment` uses on volumes
+        model = model or weights.DEFAULT_VOLUME_MODEL
         predictor = load_predictor(model, infection_model=infection_model, backend=backend)
     load_s = time.perf_counter() - t0
     result = segment_file(predictor, volume, probabilities=probabilities)
@@ -118,7 +121,7 @@ def main() -> None:
                         help="real: the upsampled ChestImagingPlatform CT (default); phantom: synthetic")  # fmt: skip
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--model", default=None, help="model name or checkpoint (default: bundled)")
+    parser.add_argument("--model", help="model name or checkpoint (default: `infnet segment`'s on volumes)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "onnx-int8"))
     parser.add_argument("--fake", action="store_true", help="threshold stand-in instead of a trained model")
     parser.add_argument("--arch", default=None, help="time an untrained architecture (e.g. infnet-effl2)")

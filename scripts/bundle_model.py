@@ -229,6 +229,10 @@ def detach_members(name: str, entries: list[dict]) -> tuple[list[dict], list[str
     return updated, holders
 
 
+def _median_seconds(rows: list[dict]) -> float | None:
+    return round(statistics.median(float(r["seconds"]) for r in rows), 1) if rows else None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, type=Path, help="trainer run directory (config.json, metrics.csv)")
@@ -323,7 +327,8 @@ def main(argv=None) -> int:
         "selected_epoch": meta.get("epoch"),
         "val_dice": _val_dice(meta, own_rows),
         "train_seconds": round(sum(float(r["seconds"]) for r in rows)),
-        "median_epoch_seconds": round(statistics.median(float(r["seconds"]) for r in own_rows), 1),
+        # None: nothing trained in this step and no member run at hand (an ensemble of bundled models)
+        "median_epoch_seconds": _median_seconds(own_rows),
         "machine": machine(),
         "config": cfg,
         "presentation": _presentation(cfg, old),

@@ -133,6 +133,10 @@ def model_card(e: dict) -> str:
             f"- Fit: maximum likelihood on the training labels, then the opening chosen by training Dice; "
             f"{e['train_seconds']} s on {e['machine']}; {_selection(e)}"
         )
+    elif ensemble and not all_steps:  # an ensemble of bundled models: their training is on their own cards
+        members = ", ".join(f"`{m}`" for m in e["config"]["members"])
+        final = f"""- Members: {members}; built by `infnet ensemble`, nothing trained in this step (each member's card
+  gives its training); {_selection(e)}"""
     elif ensemble:
         seeds = e["config"].get("member_seeds") or [None] * e["config"]["n"]
         members = ", ".join(f"`{m}` (seed {s})" for m, s in zip(e["config"]["members"], seeds, strict=True))

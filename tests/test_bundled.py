@@ -6,7 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
+from infnet.backends import logits_of
 from infnet.errors import InfnetError
 from infnet.inference import Segmenter
 from infnet.io.images import read_gray, read_label
@@ -81,6 +83,20 @@ def test_tampered_member_of_an_ensemble_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(InfnetError, match=f"{files[1]['file']}: sha256 .* does not match the registry"):
         registry.load_bundled(name)
+
+
+def test_volume_default_is_the_paper_inf_net_and_the_robust_semi_inf_net_stored_once():
+    """The volume default's two members are the bundled single models' own files, and its logits are their mean."""
+    entry = weights.bundled_entry(weights.DEFAULT_VOLUME_MODEL)
+    assert [f["file"] for f in weights.weight_files(entry)] == [
+        weights.bundled_entry(n)["file"] for n in (weights.DEFAULT_MODEL, "infnet-effl2-semi-robust-semiseg")
+    ]
+    x = torch.rand(1, 3, 64, 64)
+    pair = registry.load_bundled(weights.DEFAULT_VOLUME_MODEL)
+    singles = [registry.load_bundled(n) for n in (weights.DEFAULT_MODEL, "infnet-effl2-semi-robust-semiseg")]
+    with torch.no_grad():
+        want = sum(logits_of(m, x) for m in singles) / 2
+        assert torch.allclose(logits_of(pair, x), want, atol=1e-5)
 
 
 def test_bundled_model_segments_real_test_slices(semiseg_root):

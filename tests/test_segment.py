@@ -329,10 +329,10 @@ def test_default_model_is_the_robust_one_on_slices_only(phantom, tmp_path, monke
     assert main(["segment", str(slices), "-o", str(tmp_path / "o2d"), "-q"]) == 0
     assert main(["segment", str(phantom), "-o", str(tmp_path / "o3d"), "-q"]) == 0
     assert main(["segment", str(slices), "-o", str(tmp_path / "o2"), "-q", "--model", "infnet-effl2-semiseg"]) == 0
-    assert asked == ["infnet-effl2-semi-robust-ens2-semiseg", "infnet-effl2-semiseg", "infnet-effl2-semiseg"]
+    assert asked == ["infnet-effl2-semi-robust-ens2-semiseg", "infnet-effl2-mixed-ens2-semiseg", "infnet-effl2-semiseg"]
     asked.clear()
     assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
-    assert asked == ["infnet-effl2-semiseg", "infnet-effl2-semi-robust-ens2-semiseg"]  # volume, then the slices
+    assert asked == ["infnet-effl2-mixed-ens2-semiseg", "infnet-effl2-semi-robust-ens2-semiseg"]  # volume, slices
     asked.clear()  # --multiclass: the window-robust FCN8s on slices, the density split on volumes and for --list
     assert main(["segment", str(slices), "-o", str(tmp_path / "m2d"), "-q", "--multiclass"]) == 0
     assert main(["segment", str(phantom), "-o", str(tmp_path / "m3d"), "-q", "--multiclass"]) == 0

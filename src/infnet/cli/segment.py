@@ -31,8 +31,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", metavar="INPUT", help="scan to segment (or use --list)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--list", metavar="FILE", help="text file with one scan per line: process a cohort")
-    add_model_argument(p, help="bundled name or checkpoint path (default: infnet-effl2-semiseg on volumes and for "
-                       "--list, infnet-effl2-semi-robust-ens2-semiseg on 2D slices)")  # fmt: skip
+    add_model_argument(p, help="bundled name or checkpoint path (default: infnet-effl2-mixed-ens2-semiseg on "
+                       "volumes and for --list, infnet-effl2-semi-robust-ens2-semiseg on 2D slices)")  # fmt: skip
     p.add_argument("--multiclass", action="store_true",
                    help="ground-glass opacity and consolidation: density-split-multiclass-semiseg on volumes and for "
                    "--list, fcn8s-effl2-robust-multiclass-semiseg on 2D slices")  # fmt: skip
@@ -88,14 +88,14 @@ def _model_name(args) -> str | None:
 
 
 def default_model(scan, multiclass: bool = False) -> str:
-    """The bundled model for an input given without --model: the robust one for 2D slices, else the default
-    (``--multiclass``: the multi-class ones). ``scan`` None: a cohort (``--list``), taken as volumes."""
+    """The bundled model for an input given without --model: the robust one for 2D slices, else the volume
+    default (``--multiclass``: the multi-class ones). ``scan`` None: a cohort (``--list``), taken as volumes."""
     from infnet.models import weights
     from infnet.scan.volume_io import SliceSet
 
     if isinstance(scan, SliceSet):
         return weights.DEFAULT_2D_MULTICLASS_MODEL if multiclass else weights.DEFAULT_2D_MODEL
-    return weights.DEFAULT_MULTICLASS_MODEL if multiclass else weights.DEFAULT_MODEL
+    return weights.DEFAULT_MULTICLASS_MODEL if multiclass else weights.DEFAULT_VOLUME_MODEL
 
 
 def load_predictor(

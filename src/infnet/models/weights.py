@@ -14,11 +14,13 @@ from infnet.errors import InfnetError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
-DEFAULT_MODEL = "infnet-effl2-semiseg"
+DEFAULT_MODEL = "infnet-effl2-semiseg"  # the paper recipe: `predict`, `evaluate` and the library's default
 DEFAULT_MULTICLASS_MODEL = "density-split-multiclass-semiseg"  # `infnet segment --multiclass` on volumes
+# `infnet segment` and `demo` on volumes without --model (canonicalised by the pipeline, so the native score is
+# what counts): DEFAULT_MODEL averaged with the robust Semi-Inf-Net, chosen on validation (docs/robustness.md).
+DEFAULT_VOLUME_MODEL = "infnet-effl2-mixed-ens2-semiseg"
 # `infnet segment` and `demo` on 2D slices without --model: their orientation, window and field of view are
-# unknown, and this model holds up under all of them (docs/robustness.md); volumes are canonicalised by the
-# pipeline and keep DEFAULT_MODEL.
+# unknown, and this model holds up under all of them (docs/robustness.md).
 DEFAULT_2D_MODEL = "infnet-effl2-semi-robust-ens2-semiseg"
 # `infnet segment --multiclass` on 2D slices: the density split reads grey levels as the training window's HU,
 # so an unknown window moves its GGO / consolidation boundary; this one is trained for any window.
