@@ -114,7 +114,7 @@ def _slice_tta(predictor):
     """TTA 'auto' means all 8 flips/rotations on 2D slices, whose orientation the image does not prove: the
     answer is then the same in every orientation (and on the 5 validation slices it was 0.010-0.024 Dice@0.5
     better than one view, docs/robustness.md; the 4 mirror images that keep the lungs' axis were worse for the
-    models trained in one orientation, benchmarks/runs/robust/flips-tta). Volumes are turned by their direction
+    models trained in one orientation, benchmarks/runs/robust/lungs-axis). Volumes are turned by their direction
     matrix: one view."""
     parts = [p for p in (predictor, getattr(predictor, "infection", None)) if getattr(p, "tta", None) == "auto"]
     for p in parts:

@@ -316,8 +316,8 @@ def orientation_summary(
         shown = ", ".join(which[:5]) + (" ..." if len(which) > 5 else "")
         notes.append(
             f"{sum(turned)} slice(s) ({shown}) showed their lungs one above the other as {stated}: turned a "
-            "quarter by the anatomy (spine, lung sizes) so that they lie side by side; right and left there follow "
-            "the anatomy, not --slice-orientation"
+            "quarter by the anatomy (spine, lung sizes) so that they lie side by side; right and left there are "
+            "the anatomy's guess (the lung sizes mislead at the bases), not --slice-orientation"
         )
     if disagree and stated != "auto":
         shown = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
