@@ -290,7 +290,8 @@ def orientation_summary(
     each :class:`PreparedSlice`) and read from the anatomy, and which slices were turned."""
     names_of = {v: k for k, v in ORIENTATIONS.items()}
     used_names = [names_of.get(k, f"dihedral {k}") for k in used]
-    # detect_orientation ran on the slice as stated: k == 0 means the anatomy agrees with the statement.
+    # detect_orientation ran on the slice as stated: k == 0 means the anatomy agrees with the statement. A slice
+    # turned a quarter (lungs one above the other) has its own note.
     disagree = [nm for nm, d, t in zip(names, detected, turned, strict=True)
                 if d["confident"] and d["k"] not in (None, 0) and not t]  # fmt: skip
     agree = sum(1 for d in detected if d["confident"] and d["k"] == 0)
@@ -302,27 +303,27 @@ def orientation_summary(
         "turned_lungs_one_above_other": sum(turned),
     }  # fmt: skip
     notes = []
-    by_anatomy = [nm for nm, d, t in zip(names, detected, turned, strict=True)
-                  if stated == "auto" and d["confident"] and d["k"] not in (None, 0) and not t]  # fmt: skip
-    if by_anatomy:
-        shown = ", ".join(by_anatomy[:5]) + (" ..." if len(by_anatomy) > 5 else "")
+    if disagree and stated == "auto":  # auto turned these as their anatomy reads
         notes.append(
-            f"{len(by_anatomy)} slice(s) ({shown}) were turned as their anatomy reads (auto): right and left there "
-            "come from the lung sizes, which can mislead at the lung bases (the liver raises the right "
-            "hemidiaphragm); state --slice-orientation when it is known"
+            f"{_listed(disagree)} were turned as their anatomy reads (auto): right and left there come from the "
+            "lung sizes, which can mislead at the lung bases (the liver raises the right hemidiaphragm); state "
+            "--slice-orientation when it is known"
         )
     if any(turned):
-        which = [nm for nm, t in zip(names, turned, strict=True) if t]
-        shown = ", ".join(which[:5]) + (" ..." if len(which) > 5 else "")
         notes.append(
-            f"{sum(turned)} slice(s) ({shown}) showed their lungs one above the other as {stated}: turned a "
-            "quarter by the anatomy (spine, lung sizes) so that they lie side by side; right and left there are "
-            "the anatomy's guess (the lung sizes mislead at the bases), not --slice-orientation"
+            f"{_listed([nm for nm, t in zip(names, turned, strict=True) if t])} showed their lungs one above the "
+            f"other as {stated}: turned a quarter by the anatomy (spine, lung sizes) so that they lie side by side; "
+            "right and left there are the anatomy's guess (the lung sizes mislead at the bases), not "
+            "--slice-orientation"
         )
     if disagree and stated != "auto":
-        shown = ", ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
         notes.append(
-            f"the anatomy of {len(disagree)} slice(s) ({shown}) does not look {stated}: right and left may be "
-            "swapped; check --slice-orientation (training for the COVID-SemiSeg layout, auto to read it)"
+            f"the anatomy of {_listed(disagree)} does not look {stated}: right and left may be swapped; check "
+            "--slice-orientation (training for the COVID-SemiSeg layout, auto to read it)"
         )
     return {"settings": settings, "notes": notes}
+
+
+def _listed(names: list[str]) -> str:
+    """'3 slice(s) (a, b, c)', at most 5 names shown."""
+    return f"{len(names)} slice(s) ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
